@@ -102,9 +102,7 @@ class _Row:
         """Canonical JSON of the source record (missing -> null)."""
         if self.malformed_text is not None:
             return json.dumps({"_corrupt_record": self.malformed_text}, sort_keys=True)
-        record = {
-            col: (raw if raw != "" else None) for col, raw in zip(columns, self.fields)
-        }
+        record = {col: (raw if raw != "" else None) for col, raw in zip(columns, self.fields, strict=True)}
         return json.dumps(record, sort_keys=True)
 
 
@@ -166,11 +164,7 @@ def _read_table(path: str, columns: tuple[str, ...]) -> list[_Row]:
             if len(record) != len(header):
                 rows.append(_Row(fields=(), malformed_text=",".join(record)))
             else:
-                rows.append(
-                    _Row(
-                        fields=tuple(record[i] for i in positions), malformed_text=None
-                    )
-                )
+                rows.append(_Row(fields=tuple(record[i] for i in positions), malformed_text=None))
     return rows
 
 
@@ -303,19 +297,13 @@ def _format_total(total: decimal.Decimal) -> str:
 
 def _is_late(invoice: _Invoice, as_of: datetime.date | None) -> str:
     if invoice.payment_date is not None:
-        return (
-            "1"
-            if (invoice.payment_date - invoice.date_issued).days > _LATE_DAYS
-            else "0"
-        )
+        return "1" if (invoice.payment_date - invoice.date_issued).days > _LATE_DAYS else "0"
     if as_of is not None and (as_of - invoice.date_issued).days > _LATE_DAYS:
         return "1"
     return ""
 
 
-def compute(
-    extracts_dir: str | os.PathLike[str], as_of: datetime.date | None = None
-) -> ReferenceResult:
+def compute(extracts_dir: str | os.PathLike[str], as_of: datetime.date | None = None) -> ReferenceResult:
     """Apply the feature contract to the four CSV extracts in ``extracts_dir``."""
     folder = os.fspath(extracts_dir)
     raw = {
@@ -331,9 +319,7 @@ def compute(
     # accounts
     valid_accounts: list[tuple[int, _Row, _Account]] = []
     for row in raw[ACCOUNTS]:
-        parsed_account = (
-            None if row.malformed_text is not None else _validate_account(row)
-        )
+        parsed_account = None if row.malformed_text is not None else _validate_account(row)
         if parsed_account is None:
             reject_invalid(ACCOUNTS, row)
         else:
@@ -353,9 +339,7 @@ def compute(
     # invoices
     valid_invoices: list[tuple[int, _Row, _Invoice]] = []
     for row in raw[INVOICES]:
-        parsed_invoice = (
-            None if row.malformed_text is not None else _validate_invoice(row)
-        )
+        parsed_invoice = None if row.malformed_text is not None else _validate_invoice(row)
         if parsed_invoice is None:
             reject_invalid(INVOICES, row)
         else:
@@ -367,9 +351,7 @@ def compute(
             rejects.add(table, DUPLICATE_CONFLICT, row)
         n_read = len(raw[table])
         n_rejected = sum(n for (t, _), n in rejects.counts.items() if t == table)
-        counts[table] = TableCounts(
-            n_read, len(deduped.kept), deduped.collapsed, n_rejected
-        )
+        counts[table] = TableCounts(n_read, len(deduped.kept), deduped.collapsed, n_rejected)
         assert n_read == len(deduped.kept) + deduped.collapsed + n_rejected
 
     # lines: invalid_value, unknown_invoice, unknown_sku (the latter still count)
@@ -404,8 +386,7 @@ def compute(
     effective_as_of = as_of
     if effective_as_of is None and invoices.kept:
         effective_as_of = max(
-            max(inv.date_issued, inv.payment_date or inv.date_issued)
-            for inv in invoices.kept.values()
+            max(inv.date_issued, inv.payment_date or inv.date_issued) for inv in invoices.kept.values()
         )
 
     # per-account sorted issue dates (kept invoices, grouped by account_id even if unknown)

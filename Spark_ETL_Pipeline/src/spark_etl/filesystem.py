@@ -1,0 +1,72 @@
+"""Hadoop file-system operations, so every path may be any Hadoop URI (file:, hdfs:, s3a:, abfss:)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+
+def qualify(path: str) -> str:
+    """Make a local relative path absolute: the JVM may have been started from another folder."""
+    if "://" in path or path.startswith("file:"):
+        return path
+    return os.path.abspath(path)
+
+
+def jvm(spark: SparkSession) -> Any:
+    """The driver JVM's classes (py4j), for the Hadoop APIs PySpark does not wrap."""
+    gateway_jvm = spark.sparkContext._jvm
+    if gateway_jvm is None:
+        raise RuntimeError("the Spark session has no JVM (was it stopped?)")
+    return gateway_jvm
+
+
+def _hadoop(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    hadoop_path = jvm(spark).org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    fs, hadoop_path = _hadoop(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def delete(spark: SparkSession, path: str) -> None:
+    fs, hadoop_path = _hadoop(spark, path)
+    fs.delete(hadoop_path, True)
+
+
+def temporary_sibling(path: str) -> str:
+    """A fresh path beside `path`; Spark and Hadoop skip names starting with '_' when listing data."""
+    parent, _, name = path.rstrip("/").rpartition("/")
+    return f"{parent}/_tmp_{name}_{uuid.uuid4().hex[:12]}"
+
+
+def replace(spark: SparkSession, source: str, target: str) -> None:
+    """Move `source` over `target`: atomic for a local file, delete-then-rename elsewhere (a folder)."""
+    fs, source_path = _hadoop(spark, source)
+    _, target_path = _hadoop(spark, target)
+    if fs.getUri().getScheme() == "file" and fs.getFileStatus(source_path).isFile():
+        os.replace(source_path.toUri().getPath(), target_path.toUri().getPath())
+        return
+    if fs.exists(target_path):
+        fs.delete(target_path, True)
+    fs.mkdirs(target_path.getParent())
+    if not fs.rename(source_path, target_path):
+        raise OSError(f"could not move {source} to {target}")
+
+
+def single_part_file(spark: SparkSession, folder: str, suffix: str) -> str:
+    """The one data file Spark wrote into `folder` (after repartition(1))."""
+    fs, folder_path = _hadoop(spark, folder)
+    parts = [
+        status.getPath().toString()
+        for status in fs.listStatus(folder_path)
+        if status.getPath().getName().startswith("part-") and status.getPath().getName().endswith(suffix)
+    ]
+    if len(parts) != 1:
+        raise OSError(f"{folder}: expected one part file, found {len(parts)}")
+    return str(parts[0])

@@ -1,0 +1,87 @@
+"""Writing models to the warehouse and the run's CSV files, never leaving a half-written one behind."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from spark_etl import filesystem
+
+
+def model_path(warehouse_dir: str, layer: str, model_name: str) -> str:
+    return f"{warehouse_dir.rstrip('/')}/{layer}/{model_name}"
+
+
+def write_parquet(df: DataFrame, path: str) -> int:
+    """Write `df` as Parquet to `path` via a temporary folder, and return the rows written.
+
+    The row count is observed during the write itself, so logging it costs no second pass over the data.
+    """
+    spark = df.sparkSession
+    observation = Observation(f"rows_{path.rpartition('/')[2]}")
+    staging_path = filesystem.temporary_sibling(path)
+    try:
+        df.observe(observation, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(staging_path)
+        filesystem.replace(spark, staging_path, path)
+    finally:
+        if filesystem.exists(spark, staging_path):
+            filesystem.delete(spark, staging_path)
+    return int(observation.get["rows"])
+
+
+def read_parquet(spark: SparkSession, path: str) -> DataFrame:
+    return spark.read.parquet(path)
+
+
+def write_single_csv(df: DataFrame, path: str, sort_columns: list[str]) -> int:
+    """Write `df` as one CSV file with a header, sorted, unknown values as empty fields; return its rows.
+
+    Spark writes a folder of part files; one partition sorted within itself gives a single, ordered file,
+    which is written beside the target and moved into place only when complete.
+    """
+    spark = df.sparkSession
+    observation = Observation(f"rows_{path.rpartition('/')[2]}")
+    staging_dir = filesystem.temporary_sibling(path)
+    try:
+        (
+            df.repartition(1)
+            .sortWithinPartitions(*sort_columns)
+            .observe(observation, F.count(F.lit(1)).alias("rows"))
+            .write.mode("overwrite")
+            .csv(staging_dir, header=True, nullValue="", emptyValue="", escape='"', encoding="UTF-8")
+        )
+        filesystem.replace(spark, filesystem.single_part_file(spark, staging_dir, ".csv"), path)
+    finally:
+        if filesystem.exists(spark, staging_dir):
+            filesystem.delete(spark, staging_dir)
+    return int(observation.get["rows"])
+
+
+FEATURE_COLUMNS = (
+    "inv_id",
+    "acct_id",
+    "inv_total",
+    "inv_items",
+    "acct_age",
+    "num_inv_120d",
+    "cum_tot_inv_acct",
+    "is_late",
+)
+REJECT_COLUMNS = ("table_name", "reject_reason", "source_record")
+
+
+def sibling_path(path: str, file_name: str) -> str:
+    """A file beside `path` (rejects.csv and run_summary.json live beside the output CSV)."""
+    return f"{path.rpartition('/')[0] or '.'}/{file_name}"
+
+
+def export_features(spark: SparkSession, output_path: str) -> int:
+    """The data scientists' file: the contract's eight columns, one row per invoice, sorted by inv_id."""
+    features_df = spark.table("fct_invoice_features").select(*FEATURE_COLUMNS)
+    return write_single_csv(features_df, output_path, ["inv_id"])
+
+
+def export_rejects(spark: SparkSession, rejects_path: str) -> int:
+    """Every quarantined record with its table, reason and original values, in a stable order."""
+    rejects_df = spark.table("stg_rejects").select(*REJECT_COLUMNS)
+    return write_single_csv(rejects_df, rejects_path, list(REJECT_COLUMNS))

@@ -1,0 +1,116 @@
+"""Running the SQL models: one `.sql` file per model, materialised as a view, a cache or a Parquet table."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from spark_etl import load
+
+LAYERS = ("staging", "intermediate", "marts")
+
+
+def sql_text(layer: str, model_name: str) -> str:
+    """The SQL of a model, read from the package so notebooks, tests and the docs show the same text."""
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
+    return (
+        resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
+    )
+
+
+def model_doc(layer: str, model_name: str) -> str:
+    """The model's data-dictionary entry (grain, columns, keys), kept beside its SQL."""
+    doc = resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.md")
+    return doc.read_text(encoding="utf-8") if doc.is_file() else ""
+
+
+def register_parameters(spark: SparkSession, as_of_date: date | None) -> None:
+    """Expose the run's parameters to SQL as a one-row view, so no value is ever formatted into a query."""
+    spark.createDataFrame([(as_of_date,)], "as_of_date date").createOrReplaceTempView("run_parameters")
+
+
+def parse_as_of(value: str | None) -> date | None:
+    """`--as-of` as a date; empty means 'derive it from the data'."""
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"--as-of: {value!r} is not a date in YYYY-MM-DD form") from None
+
+
+@dataclass
+class ModelRun:
+    """What building one model did: where it went, how many rows, how long."""
+
+    layer: str
+    model_name: str
+    rows: int | None
+    seconds: float
+    path: str | None = None
+
+    def log_line(self) -> str:
+        rows = "-" if self.rows is None else f"{self.rows:,}"
+        return f"{self.layer:<12} {self.model_name:<32} rows={rows:>12} {self.seconds:7.2f} s"
+
+
+@dataclass
+class Stage:
+    """One notebook's worth of models: views it reads, models it builds, a record of each build."""
+
+    spark: SparkSession
+    layer: str
+    warehouse_dir: str
+    runs: list[ModelRun] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def use_stored(self, layer: str, *model_names: str) -> None:
+        """Register models an earlier stage stored, read back from the warehouse."""
+        for model_name in model_names:
+            path = load.model_path(self.warehouse_dir, layer, model_name)
+            load.read_parquet(self.spark, path).createOrReplaceTempView(model_name)
+
+    def view(self, model_name: str, persist: bool = False) -> DataFrame:
+        """Run a model as a temporary view; `persist` keeps it when several models read it."""
+        started = time.perf_counter()
+        model_df = self.spark.sql(sql_text(self.layer, model_name))
+        if persist:
+            model_df = model_df.persist(StorageLevel.MEMORY_AND_DISK)
+        model_df.createOrReplaceTempView(model_name)
+        self._record(ModelRun(self.layer, model_name, None, time.perf_counter() - started))
+        return model_df
+
+    def build(self, model_name: str) -> DataFrame:
+        """Run a model, store it as Parquet in the warehouse and register the stored copy as its view."""
+        started = time.perf_counter()
+        path = load.model_path(self.warehouse_dir, self.layer, model_name)
+        rows = load.write_parquet(self.spark.sql(sql_text(self.layer, model_name)), path)
+        stored_df = load.read_parquet(self.spark, path)
+        stored_df.createOrReplaceTempView(model_name)
+        self._record(ModelRun(self.layer, model_name, rows, time.perf_counter() - started, path))
+        return stored_df
+
+    def _record(self, run: ModelRun) -> None:
+        self.runs.append(run)
+
+    def metrics(self) -> dict[str, object]:
+        """The stage's record for run_summary.json."""
+        return {
+            "stage": self.layer,
+            "seconds": round(time.perf_counter() - self.started, 3),
+            "models": [
+                {
+                    "model": run.model_name,
+                    "rows": run.rows,
+                    "seconds": round(run.seconds, 3),
+                    "path": run.path,
+                }
+                for run in self.runs
+            ],
+        }

@@ -1,0 +1,93 @@
+"""Accounting for every input row, and the small profiles the notebooks show: all computed in Spark."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_etl.extract import EXTRACTS
+
+METRICS_MIME_TYPE = "application/vnd.spark-etl.stage-metrics+json"
+
+
+class ReconciliationError(Exception):
+    """Rows read do not equal rows kept + collapsed + rejected: something would be lost silently."""
+
+
+@dataclass(frozen=True)
+class TableCounts:
+    table_name: str
+    read: int
+    kept: int
+    collapsed: int
+    rejected: int
+
+
+def table_counts(spark: SparkSession) -> tuple[list[TableCounts], dict[str, int]]:
+    """Rows per table and rejects per `table/reason`, from the stg_row_counts model (a handful of rows)."""
+    count_rows = spark.table("stg_row_counts").collect()
+    by_status: dict[tuple[str, str], int] = {}
+    rejects: dict[str, int] = {}
+    for row in count_rows:
+        key = (row["table_name"], row["row_status"])
+        by_status[key] = by_status.get(key, 0) + int(row["row_count"])
+        if row["reject_reason"] is not None:
+            rejects[f"{row['table_name']}/{row['reject_reason']}"] = int(row["row_count"])
+    counts = []
+    for extract in EXTRACTS:
+        kept, collapsed, rejected = (
+            by_status.get((extract.table_name, status), 0) for status in ("kept", "collapsed", "rejected")
+        )
+        counts.append(TableCounts(extract.table_name, kept + collapsed + rejected, kept, collapsed, rejected))
+    return counts, dict(sorted(rejects.items()))
+
+
+def check_reconciliation(counts: list[TableCounts], rows_read: dict[str, int]) -> None:
+    """Fail the run when any table's rows read differ from kept + collapsed + rejected."""
+    for table in counts:
+        accounted = table.kept + table.collapsed + table.rejected
+        if rows_read[table.table_name] != accounted:
+            raise ReconciliationError(
+                f"{table.table_name}: read {rows_read[table.table_name]} rows but accounted for {accounted} "
+                f"(kept {table.kept}, collapsed {table.collapsed}, rejected {table.rejected})"
+            )
+
+
+def counts_as_dicts(counts: list[TableCounts]) -> dict[str, dict[str, int]]:
+    return {
+        table.table_name: {k: v for k, v in asdict(table).items() if k != "table_name"} for table in counts
+    }
+
+
+def publish_metrics(metrics: dict[str, Any]) -> None:
+    """Leave the stage's metrics in the executed notebook, where the entry script reads them back."""
+    from IPython.display import display
+
+    display({METRICS_MIME_TYPE: metrics}, raw=True)
+
+
+def column_profile(df: DataFrame) -> list[dict[str, Any]]:
+    """Per column: non-null count, null count, min and max, in one aggregation pass."""
+    aggregations = [F.count(F.lit(1)).alias("__rows")]
+    for name in df.columns:
+        aggregations += [
+            F.count(F.col(name)).alias(f"{name}__non_null"),
+            F.min(F.col(name)).cast("string").alias(f"{name}__min"),
+            F.max(F.col(name)).cast("string").alias(f"{name}__max"),
+        ]
+    summary = df.agg(*aggregations).first()
+    assert summary is not None
+    rows = int(summary["__rows"])
+    return [
+        {
+            "column": name,
+            "non_null": int(summary[f"{name}__non_null"]),
+            "null": rows - int(summary[f"{name}__non_null"]),
+            "min": summary[f"{name}__min"],
+            "max": summary[f"{name}__max"],
+        }
+        for name in df.columns
+    ]

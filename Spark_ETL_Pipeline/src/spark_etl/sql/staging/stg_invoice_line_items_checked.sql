@@ -1,0 +1,68 @@
+-- Grain: one row per record of invoice_line_items.csv (nothing dropped; lines have no key, so exact copies are
+-- separate lines). Names the first rule of the contract the line breaks, checked in the contract's order:
+-- invalid_value, unknown_invoice, unknown_sku.
+with
+
+raw_rows as (
+    select * from raw_invoice_line_items
+),
+
+invoices as (
+    select invoice_id from stg_invoices
+),
+
+skus as (
+    select item_id from stg_skus
+),
+
+parsed as (
+    select
+        case
+            when trim(raw_rows.invoice_id) rlike '^[0-9]{1,18}$' then cast(trim(raw_rows.invoice_id) as bigint)
+        end as invoice_id,
+        nullif(trim(raw_rows.item_id), '') as item_id,
+        -- contract: quantity is a positive whole number
+        case
+            when trim(raw_rows.quantity) rlike '^[0-9]{1,9}$' then cast(trim(raw_rows.quantity) as int)
+        end as quantity,
+        case
+            when raw_rows._corrupt_record is not null
+                then to_json(named_struct('_corrupt_record', raw_rows._corrupt_record))
+            else to_json(
+                named_struct(
+                    'invoice_id', raw_rows.invoice_id,
+                    'item_id', raw_rows.item_id,
+                    'quantity', raw_rows.quantity
+                ),
+                map('ignoreNullFields', 'false')
+            )
+        end as source_record,
+        raw_rows._corrupt_record is not null as is_malformed
+    from raw_rows
+),
+
+final as (
+    select /*+ broadcast(skus) */
+        parsed.invoice_id as invoice_id,
+        parsed.item_id as item_id,
+        parsed.quantity as quantity,
+        case
+            when parsed.is_malformed
+                or parsed.invoice_id is null
+                or parsed.item_id is null
+                or coalesce(parsed.quantity, 0) <= 0
+                then 'invalid_value'
+            when invoices.invoice_id is null then 'unknown_invoice'
+            -- contract: a line naming no valid SKU is quarantined but still counts toward inv_items
+            when skus.item_id is null then 'unknown_sku'
+        end as reject_reason,
+        false as is_collapsed,
+        parsed.source_record as source_record
+    from parsed
+    left join invoices
+        on parsed.invoice_id = invoices.invoice_id
+    left join skus
+        on parsed.item_id = skus.item_id
+)
+
+select * from final
