@@ -161,6 +161,8 @@ def _read_table(path: str, columns: tuple[str, ...]) -> list[_Row]:
         positions = [header.index(col) for col in columns]
         rows: list[_Row] = []
         for record in reader:
+            if not record:
+                continue  # a blank line is no record (as for Spark's and most CSV readers)
             if len(record) != len(header):
                 rows.append(_Row(fields=(), malformed_text=",".join(record)))
             else:

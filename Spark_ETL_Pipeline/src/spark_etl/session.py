@@ -14,7 +14,8 @@ from pyspark.sql import SparkSession
 
 # Settings every session gets unless the caller overrides them. Dates are calendar dates, so the session time
 # zone only matters for timestamps; UTC keeps any that appear reproducible. The raw local file system avoids
-# writing a .crc checksum file beside every output file.
+# writing a .crc checksum file beside every output file. Cached plans may be re-partitioned by adaptive query
+# execution, so a cached model of a few hundred rows is not kept in 200 shuffle partitions.
 DEFAULT_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.showConsoleProgress": "false",
@@ -23,6 +24,9 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    # parse every field of a record, even of columns no model reads, so a record with too few or too many
+    # fields is always caught as malformed instead of passing because the missing field was pruned
+    "spark.sql.csv.parser.columnPruning.enabled": "false",
 }
 
 

@@ -1,0 +1,60 @@
+"""One local SparkSession for the whole suite: Spark start-up costs seconds, so it is paid once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from spark_etl import models
+from spark_etl.session import spark_session
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+REAL_EXTRACTS_DIR = PROJECT_DIR.parent / "shared" / "data_extracts"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    session = spark_session(
+        "tests",
+        "local[2]",
+        {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false", "spark.default.parallelism": "2"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def real_extracts_dir() -> Path:
+    """The real extracts beside the clone; CI always has them, so there they must be present."""
+    if not (REAL_EXTRACTS_DIR / "invoices.csv").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the real extracts are missing at {REAL_EXTRACTS_DIR}")
+        pytest.skip(f"the real extracts are not at {REAL_EXTRACTS_DIR} (they are outside the repository)")
+    return REAL_EXTRACTS_DIR
+
+
+def register_strings(
+    spark: SparkSession, view: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Register inline rows as an all-string view, the shape extract.read_extract gives the staging models."""
+    schema = ", ".join(f"{name} string" for name in columns)
+    spark.createDataFrame([tuple(row) for row in rows], schema).createOrReplaceTempView(view)
+
+
+def run_view(spark: SparkSession, layer: str, model_name: str) -> DataFrame:
+    """Run one model's SQL and register it under its name, as a stage does."""
+    model_df = spark.sql(models.sql_text(layer, model_name))
+    model_df.createOrReplaceTempView(model_name)
+    return model_df
+
+
+def collect_sorted(model_df: DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The chosen columns of every row, sorted (None first), for whole-table comparisons."""
+    selected = [tuple(row) for row in model_df.select(*columns).collect()]
+    return sorted(selected, key=lambda row: tuple((value is not None, value) for value in row))

@@ -1,0 +1,122 @@
+"""Reading extracts as they really arrive, and writing the single CSV the data scientists read."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from spark_etl import extract, load
+
+ACCOUNTS = extract.EXTRACTS[0]
+
+
+def write_bytes(folder: Path, name: str, content: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(content)
+
+
+def test_reads_bom_crlf_quoted_newlines_and_columns_by_name(spark: SparkSession, tmp_path: Path) -> None:
+    content = (
+        "\ufeffjoining_date,account_id,company_name,company_address,contact_person,contact_phone,gender,extra\r\n"
+        '2019-01-01,1,"Smith, ""Jones"" & Co","1 Road\r\nTown",Ann,555,F,x\r\n'
+        "2019-01-02,2,B,C,D,E,M\r\n"  # one field short: malformed, not dropped
+    )
+    write_bytes(tmp_path, "accounts.csv", content.encode("utf-8"))
+    rows = extract.read_extract(spark, str(tmp_path), ACCOUNTS).collect()
+    assert [row.asDict() for row in rows] == [
+        {
+            "account_id": "1",
+            "company_name": 'Smith, "Jones" & Co',
+            "company_address": "1 Road\nTown",
+            "contact_person": "Ann",
+            "contact_phone": "555",
+            "gender": "F",
+            "joining_date": "2019-01-01",
+            "_corrupt_record": None,
+        },
+        {
+            "account_id": "2",
+            "company_name": "B",
+            "company_address": "C",
+            "contact_person": "D",
+            "contact_phone": "E",
+            "gender": "M",
+            "joining_date": "2019-01-02",
+            "_corrupt_record": "2019-01-02,2,B,C,D,E,M",
+        },
+    ]
+
+
+def test_missing_column_names_the_file_and_the_column(spark: SparkSession, tmp_path: Path) -> None:
+    write_bytes(tmp_path, "accounts.csv", b"account_id,company_name\n1,A\n")
+    with pytest.raises(extract.ExtractError, match=r"accounts\.csv: missing column company_address"):
+        extract.read_extract(spark, str(tmp_path), ACCOUNTS)
+
+
+def test_missing_file_names_the_file(spark: SparkSession, tmp_path: Path) -> None:
+    with pytest.raises(extract.ExtractError, match=r"accounts\.csv: file not found"):
+        extract.read_extract(spark, str(tmp_path), ACCOUNTS)
+
+
+def test_empty_file_is_an_error(spark: SparkSession, tmp_path: Path) -> None:
+    write_bytes(tmp_path, "accounts.csv", b"")
+    with pytest.raises(extract.ExtractError, match=r"accounts\.csv: empty file"):
+        extract.read_extract(spark, str(tmp_path), ACCOUNTS)
+
+
+def test_rows_read_are_observed_during_the_first_scan(spark: SparkSession, tmp_path: Path) -> None:
+    for spec in extract.EXTRACTS:
+        body = "\n".join([",".join(spec.columns), ",".join("v" for _ in spec.columns), ""])
+        write_bytes(tmp_path, spec.file_name, body.encode("utf-8"))
+    write_bytes(
+        tmp_path, "invoices.csv", b"invoice_id,account_id,date_issued,payment_dates\n1,1,a,b\n2,2,c,d\n"
+    )
+    observations = extract.register_extracts(spark, str(tmp_path))
+    spark.table("raw_invoices").write.mode("overwrite").format("noop").save()
+    assert observations["invoices"].get == {"rows": 2}
+
+
+def test_single_csv_is_sorted_numerically_with_two_decimals_and_empty_unknowns(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    features_df = spark.createDataFrame(
+        [(10, Decimal("5.50"), None, date(2021, 1, 2)), (2, None, 3, None), (1, Decimal("0.00"), 0, None)],
+        "inv_id bigint, inv_total decimal(38, 2), acct_age int, issue_date date",
+    )
+    target = tmp_path / "out" / "features.csv"
+    target.parent.mkdir()
+    rows = load.write_single_csv(features_df, str(target), ["inv_id"])
+    assert rows == 3
+    assert target.read_text(encoding="utf-8") == (
+        "inv_id,inv_total,acct_age,issue_date\n1,0.00,0,\n2,,3,\n10,5.50,,2021-01-02\n"
+    )
+    assert sorted(path.name for path in target.parent.iterdir()) == [
+        "features.csv"
+    ]  # no temporary folder left
+
+
+def test_single_csv_quotes_json_and_newlines(spark: SparkSession, tmp_path: Path) -> None:
+    rejects_df = spark.createDataFrame(
+        [("accounts", "invalid_value", '{"company_address":"1 Road\\nTown, \\"X\\""}')],
+        "table_name string, reject_reason string, source_record string",
+    )
+    target = tmp_path / "rejects.csv"
+    load.write_single_csv(rejects_df, str(target), ["table_name"])
+    with target.open(newline="", encoding="utf-8") as handle:
+        assert list(csv.reader(handle)) == [
+            ["table_name", "reject_reason", "source_record"],
+            ["accounts", "invalid_value", '{"company_address":"1 Road\\nTown, \\"X\\""}'],
+        ]
+
+
+def test_parquet_models_replace_the_previous_version(spark: SparkSession, tmp_path: Path) -> None:
+    path = str(tmp_path / "warehouse" / "staging" / "stg_example")
+    assert load.write_parquet(spark.range(5), path) == 5
+    assert load.write_parquet(spark.range(2), path) == 2
+    assert sorted(row["id"] for row in spark.read.parquet(path).collect()) == [0, 1]
+    assert [p.name for p in (tmp_path / "warehouse" / "staging").iterdir()] == ["stg_example"]
