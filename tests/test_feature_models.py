@@ -6,9 +6,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import collect_sorted, run_view
 from pyspark.sql import SparkSession
 
+from conftest import collect_sorted, run_view
 from spark_etl import models
 
 D = date(2021, 6, 1)  # issue date of the invoices whose windows are checked

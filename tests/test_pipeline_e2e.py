@@ -11,10 +11,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 import reference_contract
 from conftest import PROJECT_DIR
 from contract_compare import assert_run_matches_reference
-
 from spark_etl.generate import generate
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,9 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from conftest import collect_sorted, register_strings, run_view
 from pyspark.sql import SparkSession
+
+from conftest import collect_sorted, register_strings, run_view
 
 ACCOUNT_COLUMNS = (
     "account_id",
