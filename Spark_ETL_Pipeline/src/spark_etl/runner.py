@@ -54,7 +54,12 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[None]:
     from pyspark.java_gateway import launch_gateway
 
     ensure_java_home()
-    gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(conf.items())))
+    launch_conf = dict(conf)
+    log_config = Path(__file__).resolve().parent / "log4j2.properties"
+    launch_conf.setdefault("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
+    if launch_conf.get("spark.master", "local").startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run needs no network interface
+    gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
     saved = {name: os.environ.get(name) for name in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")}
     os.environ["PYSPARK_GATEWAY_PORT"] = str(gateway.gateway_parameters.port)
     os.environ["PYSPARK_GATEWAY_SECRET"] = str(gateway.gateway_parameters.auth_token)
@@ -106,6 +111,8 @@ def execute_notebook(
             cwd=str(notebooks_dir),
             progress_bar=False,
             log_output=False,
+            # the kernels' own start-up and shutdown chatter would interleave with the stage lines
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except papermill.PapermillExecutionError as error:
         raise NotebookError(

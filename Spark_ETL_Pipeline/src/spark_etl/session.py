@@ -24,6 +24,7 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.debug.maxToStringFields": "1000",
     # parse every field of a record, even of columns no model reads, so a record with too few or too many
     # fields is always caught as malformed instead of passing because the missing field was pruned
     "spark.sql.csv.parser.columnPruning.enabled": "false",
