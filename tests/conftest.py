@@ -39,9 +39,7 @@ def real_extracts_dir() -> Path:
     return REAL_EXTRACTS_DIR
 
 
-def register_strings(
-    spark: SparkSession, view: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> None:
+def register_strings(spark: SparkSession, view: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Register inline rows as an all-string view, the shape extract.read_extract gives the staging models."""
     schema = ", ".join(f"{name} string" for name in columns)
     spark.createDataFrame([tuple(row) for row in rows], schema).createOrReplaceTempView(view)

@@ -29,16 +29,12 @@ def assert_run_matches_reference(output_dir: Path, output_name: str, expected: R
     output_rows = read_csv(output_dir / output_name)
     assert output_rows[0] == expected.header
     assert len(output_rows) - 1 == len(expected.rows)
-    mismatches = [
-        (got, want) for got, want in zip(output_rows[1:], expected.rows, strict=True) if got != want
-    ]
+    mismatches = [(got, want) for got, want in zip(output_rows[1:], expected.rows, strict=True) if got != want]
     assert mismatches == []
 
     reject_rows = read_csv(output_dir / "rejects.csv")
     assert reject_rows[0] == ("table_name", "reject_reason", "source_record")
-    got_records = collections.Counter(
-        (table, reason, loose_record(src)) for table, reason, src in reject_rows[1:]
-    )
+    got_records = collections.Counter((table, reason, loose_record(src)) for table, reason, src in reject_rows[1:])
     want_records = collections.Counter(
         {(table, reason, loose_record(src)): n for (table, reason, src), n in expected.reject_records.items()}
     )
@@ -47,9 +43,7 @@ def assert_run_matches_reference(output_dir: Path, output_name: str, expected: R
     summary = json.loads((output_dir / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["output_rows"] == len(expected.rows)
     assert summary["as_of"] == (expected.as_of.isoformat() if expected.as_of else None)
-    assert summary["rejects"] == {
-        f"{table}/{reason}": n for (table, reason), n in sorted(expected.rejects.items())
-    }
+    assert summary["rejects"] == {f"{table}/{reason}": n for (table, reason), n in sorted(expected.rejects.items())}
     assert summary["tables"] == {
         table: {"read": c.read, "kept": c.kept, "collapsed": c.collapsed, "rejected": c.rejected}
         for table, c in expected.counts.items()

@@ -308,10 +308,7 @@ def _is_late(invoice: _Invoice, as_of: datetime.date | None) -> str:
 def compute(extracts_dir: str | os.PathLike[str], as_of: datetime.date | None = None) -> ReferenceResult:
     """Apply the feature contract to the four CSV extracts in ``extracts_dir``."""
     folder = os.fspath(extracts_dir)
-    raw = {
-        table: _read_table(os.path.join(folder, f"{table}.csv"), columns)
-        for table, columns in COLUMNS.items()
-    }
+    raw = {table: _read_table(os.path.join(folder, f"{table}.csv"), columns) for table, columns in COLUMNS.items()}
     rejects = _Rejects()
     counts: dict[str, TableCounts] = {}
 

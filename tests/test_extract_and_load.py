@@ -73,9 +73,7 @@ def test_rows_read_are_observed_during_the_first_scan(spark: SparkSession, tmp_p
     for spec in extract.EXTRACTS:
         body = "\n".join([",".join(spec.columns), ",".join("v" for _ in spec.columns), ""])
         write_bytes(tmp_path, spec.file_name, body.encode("utf-8"))
-    write_bytes(
-        tmp_path, "invoices.csv", b"invoice_id,account_id,date_issued,payment_dates\n1,1,a,b\n2,2,c,d\n"
-    )
+    write_bytes(tmp_path, "invoices.csv", b"invoice_id,account_id,date_issued,payment_dates\n1,1,a,b\n2,2,c,d\n")
     observations = extract.register_extracts(spark, str(tmp_path))
     spark.table("raw_invoices").write.mode("overwrite").format("noop").save()
     assert observations["invoices"].get == {"rows": 2}
@@ -95,9 +93,7 @@ def test_single_csv_is_sorted_numerically_with_two_decimals_and_empty_unknowns(
     assert target.read_text(encoding="utf-8") == (
         "inv_id,inv_total,acct_age,issue_date\n1,0.00,0,\n2,,3,\n10,5.50,,2021-01-02\n"
     )
-    assert sorted(path.name for path in target.parent.iterdir()) == [
-        "features.csv"
-    ]  # no temporary folder left
+    assert sorted(path.name for path in target.parent.iterdir()) == ["features.csv"]  # no temporary folder left
 
 
 def test_single_csv_quotes_json_and_newlines(spark: SparkSession, tmp_path: Path) -> None:

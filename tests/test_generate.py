@@ -17,9 +17,7 @@ def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
     second = generate(tmp_path / "b", seed=3, scale=0.2, unpaid_rate=0.1, bad_rows=25)
     assert first == second
     for extract in EXTRACTS:
-        assert filecmp.cmp(
-            tmp_path / "a" / extract.file_name, tmp_path / "b" / extract.file_name, shallow=False
-        )
+        assert filecmp.cmp(tmp_path / "a" / extract.file_name, tmp_path / "b" / extract.file_name, shallow=False)
 
 
 def test_bundled_extracts_are_the_generators_output(tmp_path: Path) -> None:
@@ -37,9 +35,7 @@ def test_scale_one_has_the_real_extracts_shape(tmp_path: Path) -> None:
     assert 5.0 <= written["invoice_line_items"] / written["invoices"] <= 6.0  # real: 5.52 lines per invoice
     with (tmp_path / "accounts.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert all(
-        "\n" in row["company_address"] for row in rows
-    )  # multi-line quoted addresses, as in production
+    assert all("\n" in row["company_address"] for row in rows)  # multi-line quoted addresses, as in production
     result = reference_contract.compute(tmp_path)
     assert sum(result.rejects.values()) == 0  # no bad rows unless asked for
 
@@ -58,6 +54,4 @@ def test_bad_rows_cover_every_reject_reason(tmp_path: Path) -> None:
         ("invoice_line_items", "unknown_invoice"),
         ("invoice_line_items", "unknown_sku"),
     }
-    assert all(
-        counts.collapsed > 0 for table, counts in result.counts.items() if table != "invoice_line_items"
-    )
+    assert all(counts.collapsed > 0 for table, counts in result.counts.items() if table != "invoice_line_items")

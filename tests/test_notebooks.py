@@ -52,9 +52,5 @@ def test_notebooks_run_top_to_bottom_on_their_defaults(tmp_path: Path) -> None:
     outputs = project / "data_outputs"
     header = (outputs / "pipeline_output.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "inv_id,acct_id,inv_total,inv_items,acct_age,num_inv_120d,cum_tot_inv_acct,is_late"
-    assert (
-        (outputs / "rejects.csv")
-        .read_text(encoding="utf-8")
-        .startswith("table_name,reject_reason,source_record")
-    )
+    assert (outputs / "rejects.csv").read_text(encoding="utf-8").startswith("table_name,reject_reason,source_record")
     assert sorted(p.name for p in (outputs / "warehouse").iterdir()) == ["intermediate", "marts", "staging"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -40,13 +43,9 @@ def assert_notebooks_clean(output_dir: Path) -> None:
     for name in NOTEBOOKS:
         notebook = nbformat.read(output_dir / "notebooks" / name, as_version=4)
         nbformat.validate(notebook)
-        errors = [
-            o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"
-        ]
+        errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         assert errors == [], name
-        assert any(
-            o.get("output_type") == "display_data" for cell in notebook.cells for o in cell.get("outputs", [])
-        )
+        assert any(o.get("output_type") == "display_data" for cell in notebook.cells for o in cell.get("outputs", []))
 
 
 @pytest.fixture(scope="module")
@@ -57,30 +56,80 @@ def messy_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_generated_extracts_match_the_reference_on_every_row(messy_extracts: Path, tmp_path: Path) -> None:
-    output = tmp_path / "out" / "features.csv"
+@dataclass(frozen=True)
+class Run:
+    output: Path
+    result: subprocess.CompletedProcess[str]
+    expected: reference_contract.ReferenceResult
+
+
+@pytest.fixture(scope="module")
+def messy_run(messy_extracts: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One run of the entry script on the messy extracts, shared by the tests that look at its files."""
+    output = tmp_path_factory.mktemp("messy_run") / "out" / "features.csv"
     result = run_pipeline("--extracts", str(messy_extracts), "--output", str(output), "--as-of", "2021-07-01")
     assert result.returncode == 0, result.stderr
-    expected = reference_contract.compute(messy_extracts, as_of=date(2021, 7, 1))
+    return Run(output, result, reference_contract.compute(messy_extracts, as_of=date(2021, 7, 1)))
+
+
+def test_generated_extracts_match_the_reference_on_every_row(messy_run: Run) -> None:
+    expected = messy_run.expected
     assert len(expected.rejects) == 9  # every reason in every table it applies to was injected
-    assert_run_matches_reference(output.parent, "features.csv", expected)
-    assert_notebooks_clean(output.parent)
-    # one line per notebook and per model on stderr, then the closing line
-    assert "01_staging.ipynb" in result.stderr and "fct_invoice_features" in result.stderr
-    assert f"done: {len(expected.rows):,} invoices" in result.stderr
-    leftovers = sorted(p.name for p in output.parent.iterdir())
-    assert leftovers == ["features.csv", "notebooks", "rejects.csv", "run_summary.json", "warehouse"]
-    summary = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
+    assert_run_matches_reference(messy_run.output.parent, "features.csv", expected)
+
+
+def test_a_run_leaves_its_files_and_nothing_else(messy_run: Run) -> None:
+    output_dir = messy_run.output.parent
+    leftovers = sorted(p.name for p in output_dir.iterdir())
+    assert leftovers == [
+        "features.csv",
+        "notebooks",
+        "rejects.csv",
+        "reports",
+        "run_summary.json",
+        "warehouse",
+    ]
+    assert_notebooks_clean(output_dir)
+    summary = json.loads((output_dir / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["as_of_given"] is True
     assert [stage["notebook"] for stage in summary["stages"]] == list(NOTEBOOKS)
     assert summary["versions"]["pyspark"] == "3.4.0"
-    assert summary["invoices_with_unknown_account"] == sum(1 for row in expected.rows if row[4] == "")
-    warehouse = output.parent / "warehouse"
+    unknown_accounts = sum(1 for row in messy_run.expected.rows if row[4] == "")
+    assert unknown_accounts > 0 and summary["invoices_with_unknown_account"] == unknown_accounts
+    unknown_skus = sum(1 for row in messy_run.expected.rows if row[2] == "")
+    assert unknown_skus > 0 and summary["invoices_with_unknown_sku"] == unknown_skus
+    warehouse = output_dir / "warehouse"
     assert sorted(p.name for p in (warehouse / "intermediate").iterdir()) == [
         "int_account_daily_invoices",
         "int_as_of_date",
         "int_invoice_totals",
     ]
+
+
+def test_stderr_has_one_line_per_notebook_and_model(messy_run: Run) -> None:
+    lines = messy_run.result.stderr.splitlines()
+    assert [line.split()[0] for line in lines if line.endswith(" s") and line.startswith("0")] == list(NOTEBOOKS)
+    model_lines = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert model_lines[-1] == "fct_invoice_features" and "stg_invoices" in model_lines
+    assert lines[-1].startswith(f"done: {len(messy_run.expected.rows):,} invoices")
+    assert not any("Stage " in line and "==>" in line for line in lines)  # no console progress bars
+
+
+def test_reports_are_self_contained_html(messy_run: Run) -> None:
+    reports = messy_run.output.parent / "reports"
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "01_staging.html",
+        "02_intermediate.html",
+        "03_marts.html",
+        "index.html",
+    ]
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert "succeeded" in index and "invoice_line_items/unknown_sku" in index
+    assert all(f"href='{name}.html'" in index for name in ("01_staging", "02_intermediate", "03_marts"))
+    for page in ("01_staging.html", "02_intermediate.html", "03_marts.html"):
+        text = (reports / page).read_text(encoding="utf-8")
+        assert "data:image/png;base64," in text  # charts embedded
+        assert re.search(r"<script[^>]*src=.https?://", text) is None  # nothing fetched from the network
 
 
 def test_real_extracts_match_the_reference(real_extracts_dir: Path, tmp_path: Path) -> None:
@@ -106,14 +155,10 @@ def test_missing_extract_stops_with_status_2_and_writes_nothing(messy_extracts: 
     assert f"{extracts}/invoices.csv: file not found" in error_lines[0]
     assert "01_staging.ipynb, cell" in error_lines[0]
     assert not output.exists()
-    assert sorted(p.name for p in output.parent.iterdir()) == [
-        "notebooks"
-    ]  # the failed notebook, as evidence
+    assert sorted(p.name for p in output.parent.iterdir()) == ["notebooks"]  # the failed notebook, as evidence
 
 
-def test_missing_column_stops_with_status_2_naming_file_and_column(
-    messy_extracts: Path, tmp_path: Path
-) -> None:
+def test_missing_column_stops_with_status_2_naming_file_and_column(messy_extracts: Path, tmp_path: Path) -> None:
     extracts = tmp_path / "extracts"
     extracts.mkdir()
     for name in ("accounts.csv", "skus.csv", "invoices.csv", "invoice_line_items.csv"):
@@ -135,8 +180,56 @@ def test_bad_options_exit_2_with_usage() -> None:
     assert "--as-of: 'yesterday' is not a date in YYYY-MM-DD form" in result.stderr
 
 
-def test_help_lists_every_option() -> None:
+def test_every_option_the_readme_documents_exists_in_help() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(--[a-z-]+)", readme, re.M))
+    assert {"--extracts", "--output", "--warehouse", "--as-of", "--master", "--conf", "--quiet"} <= documented
     result = run_pipeline("--help")
     assert result.returncode == 0
-    for option in ("--extracts", "--output", "--warehouse", "--as-of", "--master", "--conf", "--quiet"):
-        assert option in result.stdout
+    offered = set(re.findall(r"(--[a-z-]+)", result.stdout))
+    assert documented - offered == set()
+
+
+def chromium_screenshot(page: Path, png: Path, profile_dir: Path) -> None:
+    """Headless Chromium, offline and without a sandbox (root in CI), one screenshot of a local page."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but chromium is not installed (.ci/run installs it)")
+        pytest.skip("chromium is not installed here (apt-get install chromium)")
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile_dir}",
+            "--window-size=1280,6000",
+            "--hide-scrollbars",
+            f"--screenshot={png}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def test_reports_render_in_a_browser_with_their_charts(messy_run: Run, tmp_path: Path) -> None:
+    import matplotlib.image
+    import numpy
+
+    reports = messy_run.output.parent / "reports"
+    for page, must_have_charts in (("index.html", False), ("03_marts.html", True)):
+        png = tmp_path / f"{page}.png"
+        chromium_screenshot(reports / page, png, tmp_path / f"profile-{page}")
+        pixels = matplotlib.image.imread(png)[:, :, :3]
+        not_white = numpy.any(pixels < 0.9, axis=2).mean()
+        assert not_white > 0.005, f"{page} rendered blank"
+        # the charts' bars are drawn in #4C72B0: many such pixels means the embedded images loaded
+        bar_colour = numpy.all(numpy.abs(pixels - numpy.array([0x4C, 0x72, 0xB0]) / 255) < 0.03, axis=2).sum()
+        assert (bar_colour > 2000) == must_have_charts, f"{page}: {bar_colour} chart pixels"

@@ -133,9 +133,7 @@ def test_accounts_checked_names_the_first_rule_broken(staged: SparkSession) -> N
 
 
 def test_stg_accounts_keeps_one_row_per_usable_key(staged: SparkSession) -> None:
-    assert collect_sorted(
-        staged.table("stg_accounts"), ["account_id", "company_address", "joining_date"]
-    ) == [
+    assert collect_sorted(staged.table("stg_accounts"), ["account_id", "company_address", "joining_date"]) == [
         (1, "1 Road\nTown", date(2019, 1, 1)),
         (2, "1 Road\nTown", date(2020, 2, 29)),
         (6, "1 Road\nTown", date(2019, 1, 1)),
@@ -147,16 +145,12 @@ def test_stg_skus_types_prices_exactly_and_rejects_bad_ones(staged: SparkSession
         ("A", Decimal("1.000000"), Decimal("10.500000")),
         ("B", Decimal("0.000000"), Decimal("0.005000")),
     ]
-    rejected = collect_sorted(
-        staged.table("stg_skus_checked").where("reject_reason is not null"), ["item_id"]
-    )
+    rejected = collect_sorted(staged.table("stg_skus_checked").where("reject_reason is not null"), ["item_id"])
     assert rejected == [("C",), ("D",), ("E",), ("F",)]
 
 
 def test_stg_invoices_keeps_unknown_accounts_and_unpaid(staged: SparkSession) -> None:
-    assert collect_sorted(
-        staged.table("stg_invoices"), ["invoice_id", "account_id", "issue_date", "payment_date"]
-    ) == [
+    assert collect_sorted(staged.table("stg_invoices"), ["invoice_id", "account_id", "issue_date", "payment_date"]) == [
         (10, 1, date(2021, 1, 10), date(2021, 2, 1)),
         (11, 99, date(2021, 1, 10), None),
         (14, 1, date(2021, 1, 10), None),
@@ -191,9 +185,7 @@ def test_line_checks_apply_in_contract_order(staged: SparkSession) -> None:
         (99, "Z", None, "invalid_value"),
     ]
     # unknown-SKU lines stay in the staged lines, flagged, because they count toward inv_items
-    assert collect_sorted(
-        staged.table("stg_invoice_line_items"), ["invoice_id", "item_id", "is_known_sku"]
-    ) == [
+    assert collect_sorted(staged.table("stg_invoice_line_items"), ["invoice_id", "item_id", "is_known_sku"]) == [
         (10, "A", True),
         (10, "A", True),
         (10, "Z", False),
@@ -202,9 +194,7 @@ def test_line_checks_apply_in_contract_order(staged: SparkSession) -> None:
 
 
 def test_row_counts_account_for_every_record(staged: SparkSession) -> None:
-    counts = collect_sorted(
-        staged.table("stg_row_counts"), ["table_name", "row_status", "reject_reason", "row_count"]
-    )
+    counts = collect_sorted(staged.table("stg_row_counts"), ["table_name", "row_status", "reject_reason", "row_count"])
     assert counts == [
         ("accounts", "collapsed", None, 1),
         ("accounts", "kept", None, 3),

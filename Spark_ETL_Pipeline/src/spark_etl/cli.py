@@ -12,11 +12,12 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import spark_etl
-from spark_etl import runner
+from spark_etl import reports, runner
 from spark_etl.models import parse_as_of
 
 EXIT_FAILED = 1
@@ -32,9 +33,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
             "and invoice_line_items CSV extracts, by running the staging, intermediate and marts notebooks."
         ),
     )
-    parser.add_argument(
-        "--extracts", default="data_extracts", metavar="DIR", help="folder of the four CSV extracts"
-    )
+    parser.add_argument("--extracts", default="data_extracts", metavar="DIR", help="folder of the four CSV extracts")
     parser.add_argument(
         "--output",
         default="data_outputs/pipeline_output.csv",
@@ -51,9 +50,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         metavar="YYYY-MM-DD",
         help="date unpaid invoices are judged at (default: the latest issue or payment date in the data)",
     )
-    parser.add_argument(
-        "--master", default="local[*]", metavar="URL", help="Spark master (default: local[*])"
-    )
+    parser.add_argument("--master", default="local[*]", metavar="URL", help="Spark master (default: local[*])")
     parser.add_argument(
         "--conf",
         action="append",
@@ -67,6 +64,8 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         parse_as_of(options.as_of)
     except ValueError as error:
         parser.error(str(error))
+    if not is_local(options.output):
+        parser.error("--output must be a local file (--warehouse may be any Hadoop URI)")
     for setting in options.conf:
         if "=" not in setting or not setting.split("=", 1)[0].strip():
             parser.error(f"--conf: {setting!r} is not KEY=VALUE")
@@ -85,18 +84,14 @@ def spark_conf(options: argparse.Namespace) -> dict[str, str]:
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
     """Write beside the target, then move into place, so a reader never sees half a file."""
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8"
-    ) as handle:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
         json.dump(document, handle, indent=2)
         handle.write("\n")
     os.chmod(handle.name, 0o644)
     os.replace(handle.name, path)
 
 
-def run_summary(
-    options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float
-) -> dict[str, Any]:
+def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float) -> dict[str, Any]:
     staging, intermediate, marts = (run.metrics for run in runs)
     import pyspark
 
@@ -140,61 +135,102 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run reads and writes; local paths made absolute, as the kernels run in notebooks/."""
+
+    extracts: str
+    warehouse: str
+    output: Path
+    pending: Path  # the run's files wait here until every stage has succeeded
+
+    @property
+    def output_dir(self) -> Path:
+        return self.output.parent
+
+    @property
+    def executed_notebooks(self) -> Path:
+        return self.output_dir / "notebooks"
+
+    @property
+    def reports(self) -> Path:
+        return self.output_dir / "reports"
+
+
+def run_paths(options: argparse.Namespace) -> RunPaths:
+    output = Path(options.output).absolute()
+    warehouse = options.warehouse or str(output.parent / "warehouse")
+    return RunPaths(
+        extracts=str(Path(options.extracts).absolute()) if is_local(options.extracts) else options.extracts,
+        warehouse=str(Path(warehouse).absolute()) if is_local(warehouse) else warehouse,
+        output=output,
+        pending=output.parent / f"_tmp_run_{uuid.uuid4().hex[:12]}",
+    )
+
+
+def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, dict[str, Any]]:
+    """What each notebook's parameters cell receives."""
+    common = {"master": options.master, "spark_conf": spark_conf(options), "warehouse_dir": paths.warehouse}
+    return {
+        "01_staging.ipynb": {**common, "extracts_dir": paths.extracts},
+        "02_intermediate.ipynb": {**common, "as_of": options.as_of or ""},
+        "03_marts.ipynb": {
+            **common,
+            "output_path": str(paths.pending / paths.output.name),
+            "rejects_path": str(paths.pending / "rejects.csv"),
+        },
+    }
+
+
+def run_stages(options: argparse.Namespace, paths: RunPaths) -> list[runner.NotebookRun]:
+    """The stage notebooks in order, on one shared JVM, one log line per notebook and per model."""
+    parameters = stage_parameters(options, paths)
+    runs = []
+    with runner.shared_spark_jvm(spark_conf(options)):
+        for notebook in runner.STAGE_NOTEBOOKS:
+            run = runner.execute_notebook(notebook, paths.executed_notebooks, parameters[notebook])
+            runs.append(run)
+            log(options, f"{notebook:<24} {run.seconds:7.2f} s")
+            for model in run.metrics["models"]:
+                rows = "-" if model["rows"] is None else f"{model['rows']:,}"
+                log(options, f"  {model['model']:<32} rows={rows:>12} {model['seconds']:7.2f} s")
+    return runs
+
+
+def publish(paths: RunPaths, summary: dict[str, Any]) -> None:
+    """Move the run's files into place: the data first, the summary that describes it last."""
+    write_json(paths.pending / "run_summary.json", summary)
+    for name in (paths.output.name, "rejects.csv", "run_summary.json"):
+        os.replace(paths.pending / name, paths.output_dir / name)
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     stop_on_sigterm()
-    started = time.perf_counter()
-    output_path = Path(options.output).absolute() if is_local(options.output) else None
-    if output_path is None:
-        print("error: --output must be a local file (the warehouse may be any Hadoop URI)", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    output_dir = output_path.parent
-    warehouse = options.warehouse or str(output_dir / "warehouse")
-    extracts = str(Path(options.extracts).absolute()) if is_local(options.extracts) else options.extracts
-    if is_local(warehouse):
-        warehouse = str(Path(warehouse).absolute())
-    executed_dir = output_dir / "notebooks"
-    pending_dir = output_dir / f"_tmp_run_{uuid.uuid4().hex[:12]}"
     runner.quiet_papermill()
+    started = time.perf_counter()
+    paths = run_paths(options)
+    for folder in (paths.executed_notebooks, paths.reports):
+        shutil.rmtree(folder, ignore_errors=True)  # a previous run's copies would mix with this run's
+        folder.mkdir(parents=True)
+    paths.pending.mkdir()
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(executed_dir, ignore_errors=True)
-        executed_dir.mkdir()
-        pending_dir.mkdir()
-        conf = spark_conf(options)
-        common = {"master": options.master, "spark_conf": conf, "warehouse_dir": warehouse}
-        stage_parameters = {
-            "01_staging.ipynb": {**common, "extracts_dir": extracts},
-            "02_intermediate.ipynb": {**common, "as_of": options.as_of or ""},
-            "03_marts.ipynb": {
-                **common,
-                "output_path": str(pending_dir / output_path.name),
-                "rejects_path": str(pending_dir / "rejects.csv"),
-            },
-        }
-        runs = []
-        with runner.shared_spark_jvm(conf):
-            for notebook in runner.STAGE_NOTEBOOKS:
-                run = runner.execute_notebook(notebook, executed_dir, stage_parameters[notebook])
-                runs.append(run)
-                log(options, f"{notebook:<24} {run.seconds:7.2f} s")
-                for model in run.metrics["models"]:
-                    rows = "-" if model["rows"] is None else f"{model['rows']:,}"
-                    log(options, f"  {model['model']:<32} rows={rows:>12} {model['seconds']:7.2f} s")
+        runs = run_stages(options, paths)
         summary = run_summary(options, runs, time.perf_counter() - started)
-        write_json(pending_dir / "run_summary.json", summary)
-        # publish only now that every stage succeeded: the data first, the summary that describes it last
-        for name in (output_path.name, "rejects.csv", "run_summary.json"):
-            os.replace(pending_dir / name, output_dir / name)
+        publish(paths, summary)
     except runner.NotebookError as error:
-        print(f"error: {error} (executed notebook: {executed_dir / error.notebook})", file=sys.stderr)
+        message = f"{error} (executed notebook: {paths.executed_notebooks / error.notebook})"
+        failed = {"status": "failed", "error": message, "extracts": options.extracts}
+        reports.write_reports(paths.executed_notebooks, paths.reports, failed)
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT if error.error_name in BAD_INPUT_ERRORS else EXIT_FAILED
     finally:
-        shutil.rmtree(pending_dir, ignore_errors=True)
+        shutil.rmtree(paths.pending, ignore_errors=True)
+    reports.write_reports(paths.executed_notebooks, paths.reports, summary)
     log(
         options,
-        f"done: {summary['output_rows']:,} invoices -> {output_path} "
+        f"done: {summary['output_rows']:,} invoices -> {paths.output} "
         f"({summary['rejects_total']:,} rejected rows, as_of {summary['as_of']}) "
-        f"in {summary['seconds']:.1f} s",
+        f"in {summary['seconds']:.1f} s; reports: {paths.reports / 'index.html'}",
     )
     return 0

@@ -112,12 +112,12 @@ def register_extracts(spark: SparkSession, extracts_dir: str) -> dict[str, Obser
     Returns an observation per table that reports the rows read once the first model has scanned the file,
     so the count costs no extra pass.
     """
+    if not filesystem.exists(spark, extracts_dir):
+        raise ExtractError(f"{extracts_dir}: folder not found")
     raw_dfs = {extract.table_name: read_extract(spark, extracts_dir, extract) for extract in EXTRACTS}
     observations = {}
     for table_name, raw_df in raw_dfs.items():
         observation = Observation(f"read_{table_name}")
-        raw_df.observe(observation, F.count(F.lit(1)).alias("rows")).createOrReplaceTempView(
-            f"raw_{table_name}"
-        )
+        raw_df.observe(observation, F.count(F.lit(1)).alias("rows")).createOrReplaceTempView(f"raw_{table_name}")
         observations[table_name] = observation
     return observations

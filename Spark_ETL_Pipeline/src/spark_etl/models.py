@@ -19,9 +19,7 @@ def sql_text(layer: str, model_name: str) -> str:
     """The SQL of a model, read from the package so notebooks, tests and the docs show the same text."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
-    return (
-        resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
-    )
+    return resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
 
 
 def model_doc(layer: str, model_name: str) -> str:

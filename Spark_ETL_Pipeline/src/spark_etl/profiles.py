@@ -1,4 +1,4 @@
-"""What the notebooks show: the SQL they run, small tables and matplotlib charts of Spark-side aggregates.
+"""What the notebooks show: the SQL they run, profiles as small tables, matplotlib charts of Spark aggregates.
 
 Only aggregates (a few dozen rows at most) ever reach the driver here.
 """
@@ -38,9 +38,7 @@ def show_table(rows: Sequence[dict[str, Any]], caption: str = "") -> None:
     columns = list(rows[0])
     head = "".join(f"<th>{html.escape(str(column))}</th>" for column in columns)
     body = "".join(
-        "<tr>"
-        + "".join(f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in columns)
-        + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in columns) + "</tr>"
         for row in rows
     )
     title = f"<caption>{html.escape(caption)}</caption>" if caption else ""
@@ -67,17 +65,13 @@ def bar_chart(
     figure, axis = plt.subplots(figsize=(9, 3.6))
     positions = list(range(len(labels)))
     axis.bar(positions, values, color="#4C72B0")
-    axis.set_xticks(
-        positions, [str(label) for label in labels], rotation=45 if len(labels) > 8 else 0, ha="right"
-    )
+    axis.set_xticks(positions, [str(label) for label in labels], rotation=45 if len(labels) > 8 else 0, ha="right")
     axis.set_title(title)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     if secondary is not None:
         line_axis = axis.twinx()
-        line_axis.plot(
-            positions, [float("nan") if v is None else v for v in secondary], color="#DD8452", marker="o"
-        )
+        line_axis.plot(positions, [float("nan") if v is None else v for v in secondary], color="#DD8452", marker="o")
         line_axis.set_ylabel(secondary_label)
         line_axis.set_ylim(bottom=0)
     figure.tight_layout()

@@ -1,0 +1,97 @@
+"""The run's reports: each executed notebook as a self-contained HTML page, and an index with the summary.
+
+Pages embed their images and CSS and load no script from the network, so they open offline, as attachments or
+from an artifact store.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+# nbconvert's templates reference MathJax and RequireJS on a CDN; the reports need neither
+REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
+
+INDEX_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
+td:nth-child(-n+2), th:nth-child(-n+2) { text-align: left; }
+.failed { color: #b00020; font-weight: bold; }
+.succeeded { color: #1b5e20; font-weight: bold; }
+"""
+
+
+def render_notebook(executed_path: Path, html_path: Path) -> None:
+    """One executed notebook as one HTML file, images embedded, no remote scripts."""
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(executed_path, as_version=4)
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    body, _ = exporter.from_notebook_node(notebook)
+    html_path.write_text(REMOTE_SCRIPT.sub("", body), encoding="utf-8")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
+    """The run at a glance: status, as_of, row accounting, rejects, timings, a link to each report."""
+    status = str(summary.get("status", "unknown"))
+    parts = [
+        f"<h1>Pipeline run: <span class='{html.escape(status)}'>{html.escape(status)}</span></h1>",
+        f"<p>as_of <b>{html.escape(str(summary.get('as_of')))}</b> · output rows "
+        f"<b>{summary.get('output_rows', '-')}</b> · {summary.get('seconds', '-')} s · extracts "
+        f"<code>{html.escape(str(summary.get('extracts', '')))}</code></p>",
+    ]
+    if summary.get("error"):
+        parts.append(f"<p class='failed'>{html.escape(str(summary['error']))}</p>")
+    parts.append("<h2>Reports</h2><ul>")
+    parts += [f"<li><a href='{html.escape(name)}'>{html.escape(name)}</a></li>" for name in report_names]
+    parts.append("</ul>")
+    tables = summary.get("tables", {})
+    if tables:
+        rows = [[name, c["read"], c["kept"], c["collapsed"], c["rejected"]] for name, c in tables.items()]
+        parts += ["<h2>Rows per table</h2>", _table(["table", "read", "kept", "collapsed", "rejected"], rows)]
+    rejects = summary.get("rejects", {})
+    parts.append("<h2>Rejects by reason</h2>")
+    parts.append(_table(["table/reason", "rows"], [[k, v] for k, v in rejects.items()]) if rejects else "<p>none</p>")
+    stages = summary.get("stages", [])
+    if stages:
+        rows = [
+            [
+                stage["notebook"] if i == 0 else "",
+                model["model"],
+                model["rows"] if model["rows"] is not None else "-",
+                model["seconds"],
+            ]
+            for stage in stages
+            for i, model in enumerate(stage["models"])
+        ]
+        rows += [[stage["notebook"], "(whole notebook)", "", stage["seconds"]] for stage in stages]
+        parts += ["<h2>Stage timings</h2>", _table(["notebook", "model", "rows", "seconds"], rows)]
+    body = "\n".join(parts)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Pipeline run</title>"
+        f"<style>{INDEX_STYLE}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def write_reports(executed_dir: Path, reports_dir: Path, summary: dict[str, Any]) -> list[Path]:
+    """Render every executed notebook there is (a failed run's too) and the index beside them."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for executed_path in sorted(executed_dir.glob("*.ipynb")):
+        html_path = reports_dir / f"{executed_path.stem}.html"
+        render_notebook(executed_path, html_path)
+        written.append(html_path)
+    index_path = reports_dir / "index.html"
+    index_path.write_text(index_page(summary, [path.name for path in written]), encoding="utf-8")
+    return [index_path, *written]
