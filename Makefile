@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck unit extracts clean
+.PHONY: run test lint typecheck unit extracts bench lab cluster-up cluster-down clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -35,6 +35,21 @@ unit: $(INSTALLED)
 ## extracts: regenerate the bundled extracts from the seeded generator
 extracts: $(INSTALLED)
 	$(PY) -m spark_etl.generate --out data_extracts --seed 42 --bad-rows 30 --unpaid-rate 0.02
+
+## bench: pipeline vs a bare Spark read and DuckDB at 1x, 10x, 100x (BENCH_SCALE=1000 adds 1000x); writes docs/benchmarks.md
+bench: $(INSTALLED)
+	$(PY) benchmarks/bench.py
+
+## lab: JupyterLab on notebooks/ with the project's kernel, bound to 127.0.0.1 (the URL with its token is printed)
+lab: $(INSTALLED)
+	$(PY) -m spark_etl.lab
+
+## cluster-up / cluster-down: a Spark standalone master and two workers on 127.0.0.1 (master URL printed)
+cluster-up: $(INSTALLED)
+	$(PY) -m spark_etl.cluster up
+
+cluster-down: $(INSTALLED)
+	$(PY) -m spark_etl.cluster down
 
 clean:
 	rm -rf data_outputs/notebooks data_outputs/warehouse data_outputs/pipeline_output.csv \

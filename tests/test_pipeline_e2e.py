@@ -18,6 +18,7 @@ import pytest
 import reference_contract
 from conftest import PROJECT_DIR
 from contract_compare import assert_run_matches_reference
+from spark_etl import cluster
 from spark_etl.generate import generate
 
 pytestmark = pytest.mark.e2e
@@ -233,3 +234,28 @@ def test_reports_render_in_a_browser_with_their_charts(messy_run: Run, tmp_path:
         # the charts' bars are drawn in #4C72B0: many such pixels means the embedded images loaded
         bar_colour = numpy.all(numpy.abs(pixels - numpy.array([0x4C, 0x72, 0xB0]) / 255) < 0.03, axis=2).sum()
         assert (bar_colour > 2000) == must_have_charts, f"{page}: {bar_colour} chart pixels"
+
+
+def test_a_standalone_cluster_gives_the_same_files_as_local(
+    messy_run: Run, messy_extracts: Path, tmp_path: Path
+) -> None:
+    """A master and two workers from the installed pyspark; executors in their own JVMs, as on a real cluster."""
+    state_dir = tmp_path / "cluster"
+    try:
+        started = cluster.up(state_dir, workers=2, port=0, memory="1g")
+        output = tmp_path / "out" / "features.csv"
+        result = run_pipeline(
+            "--extracts", str(messy_extracts),
+            "--output", str(output),
+            "--as-of", "2021-07-01",
+            "--master", started.master_url,
+            "--conf", "spark.executor.memory=768m",
+            "--quiet",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    finally:
+        assert cluster.down(state_dir) == 3  # master and both workers were still running, and are stopped now
+    for name in ("features.csv", "rejects.csv"):
+        assert (output.parent / name).read_bytes() == (messy_run.output.parent / name).read_bytes(), name
+    summary = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["tables"] == json.loads((messy_run.output.parent / "run_summary.json").read_text())["tables"]
