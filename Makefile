@@ -40,9 +40,10 @@ extracts: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) benchmarks/bench.py
 
-## lab: JupyterLab on notebooks/ with the project's kernel, bound to 127.0.0.1 (the URL with its token is printed)
+## lab: JupyterLab on notebooks/ with the project's kernel, bound to 127.0.0.1 (PORT=8888 by default; 0 or a busy
+## port picks a free one); the URL with its token is printed; Ctrl-C stops it
 lab: $(INSTALLED)
-	$(PY) -m spark_etl.lab
+	$(PY) -m spark_etl.lab --port $(or $(PORT),8888)
 
 ## cluster-up / cluster-down: a Spark standalone master and two workers on 127.0.0.1 (master URL printed)
 cluster-up: $(INSTALLED)

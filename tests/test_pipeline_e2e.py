@@ -156,7 +156,9 @@ def test_missing_extract_stops_with_status_2_and_writes_nothing(messy_extracts: 
     assert f"{extracts}/invoices.csv: file not found" in error_lines[0]
     assert "01_staging.ipynb, cell" in error_lines[0]
     assert not output.exists()
-    assert sorted(p.name for p in output.parent.iterdir()) == ["notebooks"]  # the failed notebook, as evidence
+    # the failed notebook and its report stay, as evidence
+    assert sorted(p.name for p in output.parent.iterdir()) == ["notebooks", "reports"]
+    assert "failed" in (output.parent / "reports" / "index.html").read_text(encoding="utf-8")
 
 
 def test_missing_column_stops_with_status_2_naming_file_and_column(messy_extracts: Path, tmp_path: Path) -> None:

@@ -66,6 +66,8 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
     """
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
         ensure_java_home()
+        if master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run needs no network interface
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
