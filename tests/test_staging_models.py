@@ -108,6 +108,7 @@ def staged(spark: SparkSession) -> SparkSession:
         run_view(spark, "staging", f"stg_{table}")
     run_view(spark, "staging", "stg_invoice_line_items_checked")
     run_view(spark, "staging", "stg_invoice_line_items")
+    run_view(spark, "staging", "stg_checked_rows")
     run_view(spark, "staging", "stg_rejects")
     run_view(spark, "staging", "stg_row_counts")
     return spark

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from spark_etl.extract import EXTRACTS
+
 Row = tuple[str, ...]
 
 ACCOUNTS = "accounts"
@@ -27,20 +29,8 @@ SKUS = "skus"
 INVOICES = "invoices"
 LINES = "invoice_line_items"
 
-HEADERS: dict[str, Row] = {
-    ACCOUNTS: (
-        "account_id",
-        "company_name",
-        "company_address",
-        "contact_person",
-        "contact_phone",
-        "gender",
-        "joining_date",
-    ),
-    SKUS: ("item_id", "item_name", "item_description", "item_cost_price", "item_retail_price"),
-    INVOICES: ("invoice_id", "account_id", "date_issued", "payment_dates"),
-    LINES: ("invoice_id", "item_id", "quantity"),
-}
+# the columns production sends, as the pipeline reads them
+HEADERS: dict[str, Row] = {extract.table_name: extract.columns for extract in EXTRACTS}
 
 # Shapes measured on the production extracts.
 BASE_ACCOUNTS = 200

@@ -3,13 +3,7 @@
 with
 
 checked_rows as (
-    select 'accounts' as table_name, reject_reason, is_collapsed from stg_accounts_checked
-    union all
-    select 'skus' as table_name, reject_reason, is_collapsed from stg_skus_checked
-    union all
-    select 'invoices' as table_name, reject_reason, is_collapsed from stg_invoices_checked
-    union all
-    select 'invoice_line_items' as table_name, reject_reason, is_collapsed from stg_invoice_line_items_checked
+    select * from stg_checked_rows
 ),
 
 classified as (
