@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -59,6 +60,11 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         help="a Spark setting for every stage's session, e.g. --conf spark.driver.memory=4g (repeatable)",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument(
+        "--separate-jvms",
+        action="store_true",
+        help="let each notebook start its own Spark JVM instead of sharing one (slower; for comparison)",
+    )
     options = parser.parse_args(argv)
     try:
         parse_as_of(options.as_of)
@@ -186,7 +192,8 @@ def run_stages(options: argparse.Namespace, paths: RunPaths) -> list[runner.Note
     """The stage notebooks in order, on one shared JVM, one log line per notebook and per model."""
     parameters = stage_parameters(options, paths)
     runs = []
-    with runner.shared_spark_jvm(spark_conf(options)):
+    shared_jvm = contextlib.nullcontext() if options.separate_jvms else runner.shared_spark_jvm(spark_conf(options))
+    with shared_jvm:
         for notebook in runner.STAGE_NOTEBOOKS:
             run = runner.execute_notebook(notebook, paths.executed_notebooks, parameters[notebook])
             runs.append(run)
