@@ -25,27 +25,17 @@ parsed as (
         case
             when trim(raw_rows.quantity) rlike '^[0-9]{1,9}$' then cast(trim(raw_rows.quantity) as int)
         end as quantity,
-        case
-            when raw_rows._corrupt_record is not null
-                then to_json(named_struct('_corrupt_record', raw_rows._corrupt_record))
-            else to_json(
-                named_struct(
-                    'invoice_id', raw_rows.invoice_id,
-                    'item_id', raw_rows.item_id,
-                    'quantity', raw_rows.quantity
-                ),
-                map('ignoreNullFields', 'false')
-            )
-        end as source_record,
+        raw_rows.invoice_id as raw_invoice_id,
+        raw_rows.item_id as raw_item_id,
+        raw_rows.quantity as raw_quantity,
+        raw_rows._corrupt_record as corrupt_record,
         raw_rows._corrupt_record is not null as is_malformed
     from raw_rows
 ),
 
-final as (
+classified as (
     select /*+ broadcast(skus) */
-        parsed.invoice_id as invoice_id,
-        parsed.item_id as item_id,
-        parsed.quantity as quantity,
+        parsed.*,
         case
             when parsed.is_malformed
                 or parsed.invoice_id is null
@@ -55,14 +45,35 @@ final as (
             when invoices.invoice_id is null then 'unknown_invoice'
             -- contract: a line naming no valid SKU is quarantined but still counts toward inv_items
             when skus.item_id is null then 'unknown_sku'
-        end as reject_reason,
-        false as is_collapsed,
-        parsed.source_record as source_record
+        end as reject_reason
     from parsed
     left join invoices
         on parsed.invoice_id = invoices.invoice_id
     left join skus
         on parsed.item_id = skus.item_id
+),
+
+final as (
+    select
+        classified.invoice_id as invoice_id,
+        classified.item_id as item_id,
+        classified.quantity as quantity,
+        classified.reject_reason as reject_reason,
+        false as is_collapsed,
+        -- the original values are kept for quarantined lines only: valid lines are most of the data
+        case
+            when classified.reject_reason is null then null
+            when classified.is_malformed then to_json(named_struct('_corrupt_record', classified.corrupt_record))
+            else to_json(
+                named_struct(
+                    'invoice_id', classified.raw_invoice_id,
+                    'item_id', classified.raw_item_id,
+                    'quantity', classified.raw_quantity
+                ),
+                map('ignoreNullFields', 'false')
+            )
+        end as source_record
+    from classified
 )
 
 select * from final

@@ -26,15 +26,12 @@ parsed as (
         end as payment_date,
         -- contract: an empty payment_dates means unpaid, anything else must be a date
         coalesce(trim(raw_rows.payment_dates), '') <> '' as has_payment_value,
-        to_json(
-            named_struct(
-                'invoice_id', raw_rows.invoice_id,
-                'account_id', raw_rows.account_id,
-                'date_issued', raw_rows.date_issued,
-                'payment_dates', raw_rows.payment_dates
-            ),
-            map('ignoreNullFields', 'false')
-        ) as row_content,
+        named_struct(
+            'invoice_id', raw_rows.invoice_id,
+            'account_id', raw_rows.account_id,
+            'date_issued', raw_rows.date_issued,
+            'payment_dates', raw_rows.payment_dates
+        ) as raw_record,
         raw_rows._corrupt_record as corrupt_record
     from raw_rows
 ),
@@ -52,21 +49,37 @@ validated as (
     from parsed
 ),
 
-flagged as (
+keyed as (
     select
         validated.*,
-        case
-            when validated.is_invalid then 'invalid_value'
-            -- contract: a key whose valid copies differ in content rejects every copy
-            when min(if(validated.is_invalid, null, validated.row_content)) over by_key
-                <> max(if(validated.is_invalid, null, validated.row_content)) over by_key
-                then 'duplicate_conflict'
-        end as reject_reason,
-        row_number() over (
-            partition by validated.invoice_id order by validated.is_invalid, validated.row_content
-        ) as copy_number
+        count(if(validated.is_invalid, null, 1)) over (partition by validated.invoice_id) as valid_copies,
+        row_number() over (partition by validated.invoice_id order by validated.is_invalid) as copy_number
     from validated
-    window by_key as (partition by validated.invoice_id)
+),
+
+compared as (
+    select
+        keyed.*,
+        -- content is only compared where a key has several valid copies, which is rare
+        if(
+            keyed.valid_copies > 1 and not keyed.is_invalid,
+            to_json(keyed.raw_record, map('ignoreNullFields', 'false')),
+            null
+        ) as row_content
+    from keyed
+),
+
+flagged as (
+    select
+        compared.*,
+        case
+            when compared.is_invalid then 'invalid_value'
+            -- contract: a key whose valid copies differ in content rejects every copy
+            when min(compared.row_content) over by_key <> max(compared.row_content) over by_key
+                then 'duplicate_conflict'
+        end as reject_reason
+    from compared
+    window by_key as (partition by compared.invoice_id)
 ),
 
 final as (
@@ -78,10 +91,12 @@ final as (
         flagged.reject_reason as reject_reason,
         -- contract: exact copies of a key collapse to one row, counted
         (flagged.reject_reason is null and flagged.copy_number > 1) as is_collapsed,
+        -- the original values are kept for quarantined records only
         case
+            when flagged.reject_reason is null then null
             when flagged.corrupt_record is not null
                 then to_json(named_struct('_corrupt_record', flagged.corrupt_record))
-            else flagged.row_content
+            else to_json(flagged.raw_record, map('ignoreNullFields', 'false'))
         end as source_record
     from flagged
 )
