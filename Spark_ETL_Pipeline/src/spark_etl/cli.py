@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyspark
+
 import spark_etl
 from spark_etl import reports, runner
 from spark_etl.models import parse_as_of
@@ -99,8 +101,6 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
 
 def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float) -> dict[str, Any]:
     staging, intermediate, marts = (run.metrics for run in runs)
-    import pyspark
-
     return {
         "status": "succeeded",
         "as_of": intermediate["as_of"],

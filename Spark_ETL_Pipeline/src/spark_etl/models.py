@@ -22,12 +22,6 @@ def sql_text(layer: str, model_name: str) -> str:
     return resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
 
 
-def model_doc(layer: str, model_name: str) -> str:
-    """The model's data-dictionary entry (grain, columns, keys), kept beside its SQL."""
-    doc = resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.md")
-    return doc.read_text(encoding="utf-8") if doc.is_file() else ""
-
-
 def register_parameters(spark: SparkSession, as_of_date: date | None) -> None:
     """Expose the run's parameters to SQL as a one-row view, so no value is ever formatted into a query."""
     spark.createDataFrame([(as_of_date,)], "as_of_date date").createOrReplaceTempView("run_parameters")
@@ -52,10 +46,6 @@ class ModelRun:
     rows: int | None
     seconds: float
     path: str | None = None
-
-    def log_line(self) -> str:
-        rows = "-" if self.rows is None else f"{self.rows:,}"
-        return f"{self.layer:<12} {self.model_name:<32} rows={rows:>12} {self.seconds:7.2f} s"
 
 
 @dataclass
