@@ -19,7 +19,6 @@ REAL_EXTRACTS_DIR = PROJECT_DIR.parent / "shared" / "data_extracts"
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     session = spark_session(
         "tests",
         "local[2]",

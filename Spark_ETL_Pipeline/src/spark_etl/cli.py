@@ -20,7 +20,7 @@ from typing import Any
 import pyspark
 
 import spark_etl
-from spark_etl import reports, runner
+from spark_etl import filesystem, reports, runner
 from spark_etl.models import parse_as_of
 
 EXIT_FAILED = 1
@@ -72,16 +72,12 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         parse_as_of(options.as_of)
     except ValueError as error:
         parser.error(str(error))
-    if not is_local(options.output):
+    if not filesystem.is_local(options.output):
         parser.error("--output must be a local file (--warehouse may be any Hadoop URI)")
     for setting in options.conf:
         if "=" not in setting or not setting.split("=", 1)[0].strip():
             parser.error(f"--conf: {setting!r} is not KEY=VALUE")
     return options
-
-
-def is_local(path: str) -> bool:
-    return "://" not in path and not path.startswith("file:")
 
 
 def spark_conf(options: argparse.Namespace) -> dict[str, str]:
@@ -167,8 +163,8 @@ def run_paths(options: argparse.Namespace) -> RunPaths:
     output = Path(options.output).absolute()
     warehouse = options.warehouse or str(output.parent / "warehouse")
     return RunPaths(
-        extracts=str(Path(options.extracts).absolute()) if is_local(options.extracts) else options.extracts,
-        warehouse=str(Path(warehouse).absolute()) if is_local(warehouse) else warehouse,
+        extracts=filesystem.qualify(options.extracts),
+        warehouse=filesystem.qualify(warehouse),
         output=output,
         pending=output.parent / f"_tmp_run_{uuid.uuid4().hex[:12]}",
     )

@@ -9,11 +9,14 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 
+def is_local(path: str) -> bool:
+    """A plain path on this machine, as opposed to a URI (file:, hdfs:, s3a:, ...)."""
+    return "://" not in path and not path.startswith("file:")
+
+
 def qualify(path: str) -> str:
     """Make a local relative path absolute: the JVM may have been started from another folder."""
-    if "://" in path or path.startswith("file:"):
-        return path
-    return os.path.abspath(path)
+    return os.path.abspath(path) if is_local(path) else path
 
 
 def jvm(spark: SparkSession) -> Any:

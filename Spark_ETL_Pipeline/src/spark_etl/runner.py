@@ -15,7 +15,7 @@ import nbformat
 import papermill
 
 from spark_etl.quality import METRICS_MIME_TYPE
-from spark_etl.session import ensure_java_home
+from spark_etl.session import prepare_jvm_launch
 
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = PACKAGE_SOURCE_DIR.parent.parent
@@ -53,12 +53,10 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[None]:
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway
 
-    ensure_java_home()
     launch_conf = dict(conf)
+    prepare_jvm_launch(launch_conf.get("spark.master", "local[*]"))
     log_config = Path(__file__).resolve().parent / "log4j2.properties"
     launch_conf.setdefault("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
-    if launch_conf.get("spark.master", "local").startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run needs no network interface
     gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
     saved = {name: os.environ.get(name) for name in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")}
     os.environ["PYSPARK_GATEWAY_PORT"] = str(gateway.gateway_parameters.port)

