@@ -45,9 +45,12 @@ def show_table(rows: Sequence[dict[str, Any]], caption: str = "") -> None:
     _display(HTML(f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
 
 
-def show_profile(model_df: DataFrame, caption: str) -> None:
-    """Rows, nulls, minimum and maximum per column of a model, from one aggregation."""
-    show_table(quality.column_profile(model_df), caption)
+def show_profile(model_df: DataFrame, caption: str) -> dict[str, dict[str, Any]]:
+    """Rows, nulls, minimum and maximum per column of a model, from one aggregation; returned by column so a
+    notebook can reuse a count instead of scanning the model again."""
+    profile = quality.column_profile(model_df)
+    show_table(profile, caption)
+    return {row["column"]: row for row in profile}
 
 
 def bar_chart(
