@@ -116,3 +116,25 @@ def test_parquet_models_replace_the_previous_version(spark: SparkSession, tmp_pa
     assert load.write_parquet(spark.range(2), path) == 2
     assert sorted(row["id"] for row in spark.read.parquet(path).collect()) == [0, 1]
     assert [p.name for p in (tmp_path / "warehouse" / "staging").iterdir()] == ["stg_example"]
+
+
+def test_a_model_this_process_wrote_is_read_back_without_a_schema_job(spark: SparkSession, tmp_path: Path) -> None:
+    path = str(tmp_path / "warehouse" / "staging" / "stg_typed")
+    written_df = spark.sql("select cast(id as int) as item_id, cast(id * 1.5 as decimal(21, 6)) as price from range(3)")
+    load.write_parquet(written_df, path)
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("read_back", "reading a stored model")
+    try:
+        read_df = load.read_parquet(spark, path)
+        assert tracker.getJobIdsForGroup("read_back") == []  # Spark infers a schema with a job of its own
+    finally:
+        spark.sparkContext.setJobGroup("tests", "tests")
+    assert read_df.dtypes == [("item_id", "int"), ("price", "decimal(21,6)")]
+    assert sorted(tuple(row) for row in read_df.collect()) == [
+        (0, Decimal("0.000000")),
+        (1, Decimal("1.500000")),
+        (2, Decimal("3.000000")),
+    ]
+    unknown_path = str(tmp_path / "elsewhere")
+    spark.range(2).write.parquet(unknown_path)  # written outside load: its schema is inferred
+    assert load.read_parquet(spark, unknown_path).dtypes == [("id", "bigint")]

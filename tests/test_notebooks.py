@@ -10,7 +10,6 @@ import papermill
 import pytest
 
 from conftest import PROJECT_DIR
-from spark_etl import runner
 
 NOTEBOOKS = sorted((PROJECT_DIR / "notebooks").glob("*.ipynb"))
 
@@ -40,15 +39,14 @@ def test_notebooks_run_top_to_bottom_on_their_defaults(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(PROJECT_DIR / "notebooks", project / "notebooks")
     shutil.copytree(PROJECT_DIR / "data_extracts", project / "data_extracts")
-    with runner.shared_spark_jvm({}):
-        for path in NOTEBOOKS:
-            papermill.execute_notebook(
-                str(project / "notebooks" / path.name),
-                str(tmp_path / path.name),
-                kernel_name="python3",
-                cwd=str(project / "notebooks"),
-                progress_bar=False,
-            )
+    for path in NOTEBOOKS:  # each in a fresh kernel with its own JVM, nothing carried over from the one before
+        papermill.execute_notebook(
+            str(project / "notebooks" / path.name),
+            str(tmp_path / path.name),
+            kernel_name="python3",
+            cwd=str(project / "notebooks"),
+            progress_bar=False,
+        )
     outputs = project / "data_outputs"
     header = (outputs / "pipeline_output.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "inv_id,acct_id,inv_total,inv_items,acct_age,num_inv_120d,cum_tot_inv_acct,is_late"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from pyspark.sql import SparkSession
 
 from spark_etl import session
 
@@ -28,3 +29,16 @@ def test_a_usable_java_home_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_java_at_all_reports_none() -> None:
     assert session.java_major_version("/nonexistent/java") is None
+
+
+def test_a_second_stage_in_the_same_process_gets_a_sibling_session(spark: SparkSession) -> None:
+    """As in the run's shared kernel: same SparkContext, none of the previous stage's views, its own settings."""
+    spark.range(1).createOrReplaceTempView("previous_stage_view")
+    sibling = session.spark_session("next_stage", "local[2]", {"spark.sql.shuffle.partitions": "3"})
+    assert sibling is not spark
+    assert sibling.sparkContext is spark.sparkContext
+    assert not sibling.catalog.tableExists("previous_stage_view")
+    assert spark.catalog.tableExists("previous_stage_view")
+    assert sibling.conf.get("spark.sql.shuffle.partitions") == "3"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+    assert sibling.conf.get("spark.sql.session.timeZone") == "UTC"

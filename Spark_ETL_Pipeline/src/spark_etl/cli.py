@@ -19,9 +19,14 @@ from typing import Any
 
 import pyspark
 
-import spark_etl
-from spark_etl import filesystem, reports, runner
-from spark_etl.models import parse_as_of
+# jsonschema (under nbformat) imports rfc3987_syntax for its IRI format check, which builds an Earley parser on
+# import: 2.4 s of this process's start-up, measured with `python -X importtime`. nbformat's schema checks no
+# IRI, so the entry script goes without it.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+import spark_etl  # noqa: E402
+from spark_etl import filesystem, reports, runner  # noqa: E402
+from spark_etl.models import parse_as_of  # noqa: E402
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -65,7 +70,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--separate-jvms",
         action="store_true",
-        help="let each notebook start its own Spark JVM instead of sharing one (slower; for comparison)",
+        help="run each notebook in its own kernel and Spark JVM instead of sharing one (slower; for comparison)",
     )
     options = parser.parse_args(argv)
     try:
@@ -184,15 +189,19 @@ def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, 
     }
 
 
-def run_stages(options: argparse.Namespace, paths: RunPaths) -> list[runner.NotebookRun]:
-    """The stage notebooks in order, on one shared JVM, one log line per notebook and per model."""
+def run_stages(
+    options: argparse.Namespace, paths: RunPaths, renderer: reports.ReportRenderer
+) -> list[runner.NotebookRun]:
+    """The stage notebooks in order, in one kernel on one JVM, one log line per notebook and per model; each
+    finished notebook's report is rendered while the next one runs."""
     parameters = stage_parameters(options, paths)
     runs = []
-    shared_jvm = contextlib.nullcontext() if options.separate_jvms else runner.shared_spark_jvm(spark_conf(options))
-    with shared_jvm:
+    with contextlib.ExitStack() as shared:
+        kernel = None if options.separate_jvms else shared.enter_context(runner.shared_kernel(spark_conf(options)))
         for notebook in runner.STAGE_NOTEBOOKS:
-            run = runner.execute_notebook(notebook, paths.executed_notebooks, parameters[notebook])
+            run = runner.execute_notebook(notebook, paths.executed_notebooks, parameters[notebook], kernel=kernel)
             runs.append(run)
+            renderer.submit(run.executed_path)
             log(options, f"{notebook:<24} {run.seconds:7.2f} s")
             for model in run.metrics["models"]:
                 rows = "-" if model["rows"] is None else f"{model['rows']:,}"
@@ -217,19 +226,20 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder, ignore_errors=True)  # a previous run's copies would mix with this run's
         folder.mkdir(parents=True)
     paths.pending.mkdir()
-    try:
-        runs = run_stages(options, paths)
-        summary = run_summary(options, runs, time.perf_counter() - started)
-        publish(paths, summary)
-    except runner.NotebookError as error:
-        message = f"{error} (executed notebook: {paths.executed_notebooks / error.notebook})"
-        failed = {"status": "failed", "error": message, "extracts": options.extracts}
-        reports.write_reports(paths.executed_notebooks, paths.reports, failed)
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT if error.error_name in BAD_INPUT_ERRORS else EXIT_FAILED
-    finally:
-        shutil.rmtree(paths.pending, ignore_errors=True)
-    reports.write_reports(paths.executed_notebooks, paths.reports, summary)
+    with reports.ReportRenderer(paths.reports) as renderer:
+        try:
+            runs = run_stages(options, paths, renderer)
+            summary = run_summary(options, runs, time.perf_counter() - started)
+            publish(paths, summary)
+        except runner.NotebookError as error:
+            message = f"{error} (executed notebook: {paths.executed_notebooks / error.notebook})"
+            failed = {"status": "failed", "error": message, "extracts": options.extracts}
+            renderer.finish(paths.executed_notebooks, failed)
+            print(f"error: {message}", file=sys.stderr)
+            return EXIT_BAD_INPUT if error.error_name in BAD_INPUT_ERRORS else EXIT_FAILED
+        finally:
+            shutil.rmtree(paths.pending, ignore_errors=True)
+        renderer.finish(paths.executed_notebooks, summary)
     log(
         options,
         f"done: {summary['output_rows']:,} invoices -> {paths.output} "

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from spark_etl import filesystem
 
 
 def model_path(warehouse_dir: str, layer: str, model_name: str) -> str:
     return f"{warehouse_dir.rstrip('/')}/{layer}/{model_name}"
+
+
+# The schema of every Parquet folder this process wrote, so reading it back needs no schema-inference job (Spark
+# runs one to read a footer whenever no schema is given). Stages sharing a kernel find their inputs here; a
+# notebook run on its own infers them once.
+_written_schemas: dict[str, StructType] = {}
 
 
 def write_parquet(df: DataFrame, path: str) -> int:
@@ -20,9 +27,11 @@ def write_parquet(df: DataFrame, path: str) -> int:
     spark = df.sparkSession
     observation = Observation(f"rows_{path.rpartition('/')[2]}")
     staging_path = filesystem.temporary_sibling(path)
+    _written_schemas.pop(path, None)
     try:
         df.observe(observation, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(staging_path)
         filesystem.replace(spark, staging_path, path)
+        _written_schemas[path] = df.schema
     finally:
         if filesystem.exists(spark, staging_path):
             filesystem.delete(spark, staging_path)
@@ -30,7 +39,8 @@ def write_parquet(df: DataFrame, path: str) -> int:
 
 
 def read_parquet(spark: SparkSession, path: str) -> DataFrame:
-    return spark.read.parquet(path)
+    schema = _written_schemas.get(path)
+    return spark.read.parquet(path) if schema is None else spark.read.schema(schema).parquet(path)
 
 
 def write_single_csv(df: DataFrame, path: str, sort_columns: list[str]) -> int:

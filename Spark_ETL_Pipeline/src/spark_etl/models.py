@@ -9,6 +9,7 @@ from importlib import resources
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spark_etl import load
 
@@ -24,7 +25,9 @@ def sql_text(layer: str, model_name: str) -> str:
 
 def register_parameters(spark: SparkSession, as_of_date: date | None) -> None:
     """Expose the run's parameters to SQL as a one-row view, so no value is ever formatted into a query."""
-    spark.createDataFrame([(as_of_date,)], "as_of_date date").createOrReplaceTempView("run_parameters")
+    # a literal, not createDataFrame from Python rows, which would start Python workers for one value
+    parameters_df = spark.range(1).select(F.lit(as_of_date).cast("date").alias("as_of_date"))
+    parameters_df.createOrReplaceTempView("run_parameters")
 
 
 def parse_as_of(value: str | None) -> date | None:
@@ -57,6 +60,10 @@ class Stage:
     warehouse_dir: str
     runs: list[ModelRun] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        """Group the stage's jobs under its layer in Spark's UI and event log."""
+        self.spark.sparkContext.setJobGroup(self.layer, f"spark_etl {self.layer} models")
 
     def use_stored(self, layer: str, *model_names: str) -> None:
         """Register models an earlier stage stored, read back from the warehouse."""

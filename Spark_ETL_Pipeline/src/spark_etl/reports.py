@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +85,38 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
     )
 
 
-def write_reports(executed_dir: Path, reports_dir: Path, summary: dict[str, Any]) -> list[Path]:
-    """Render every executed notebook there is (a failed run's too) and the index beside them."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for executed_path in sorted(executed_dir.glob("*.ipynb")):
-        html_path = reports_dir / f"{executed_path.stem}.html"
-        render_notebook(executed_path, html_path)
-        written.append(html_path)
+def write_index(reports_dir: Path, summary: dict[str, Any]) -> Path:
     index_path = reports_dir / "index.html"
-    index_path.write_text(index_page(summary, [path.name for path in written]), encoding="utf-8")
-    return [index_path, *written]
+    report_names = sorted(path.name for path in reports_dir.glob("*.html") if path != index_path)
+    index_path.write_text(index_page(summary, report_names), encoding="utf-8")
+    return index_path
+
+
+class ReportRenderer:
+    """Renders each executed notebook on a background thread while the next stage runs, so the reports add
+    little to the run's wall time; `finish` renders whatever is left (a failed stage's copy) and the index."""
+
+    def __init__(self, reports_dir: Path) -> None:
+        self.reports_dir = reports_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reports")
+        self._pending: dict[Path, Future[None]] = {}
+
+    def __enter__(self) -> ReportRenderer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True)
+
+    def submit(self, executed_path: Path) -> None:
+        html_path = self.reports_dir / f"{executed_path.stem}.html"
+        self._pending[executed_path] = self._pool.submit(render_notebook, executed_path, html_path)
+
+    def finish(self, executed_dir: Path, summary: dict[str, Any]) -> Path:
+        """Wait for the renders (raising the first failure), render the executed copies no stage handed in,
+        then write the index."""
+        for future in self._pending.values():
+            future.result()
+        for executed_path in sorted(executed_dir.glob("*.ipynb")):
+            if executed_path not in self._pending:
+                render_notebook(executed_path, self.reports_dir / f"{executed_path.stem}.html")
+        return write_index(self.reports_dir, summary)

@@ -1,8 +1,9 @@
-"""Executing the stage notebooks with papermill, on one shared Spark JVM, and reading back their metrics."""
+"""Executing the stage notebooks with papermill, in one kernel on one Spark JVM, and reading back their metrics."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import nbformat
 import papermill
+from jupyter_client.manager import KernelManager
 
 from spark_etl.quality import METRICS_MIME_TYPE
 from spark_etl.session import prepare_jvm_launch
@@ -21,6 +23,9 @@ PACKAGE_SOURCE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = PACKAGE_SOURCE_DIR.parent.parent
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
 STAGE_NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
+KERNEL_NAME = "python3"
+# the kernels' own start-up and shutdown chatter would interleave with the stage lines
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 class NotebookError(Exception):
@@ -44,11 +49,11 @@ class NotebookRun:
 
 
 @contextlib.contextmanager
-def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[None]:
-    """Start Spark's JVM once and let every notebook kernel attach to it.
+def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """Start Spark's JVM once and yield the variables a kernel needs to attach to it.
 
     PySpark connects to an existing gateway when PYSPARK_GATEWAY_PORT and PYSPARK_GATEWAY_SECRET are set (as
-    under spark-submit), so each kernel creates a SparkContext on a warm JVM instead of starting its own.
+    under spark-submit), so a kernel creates its SparkContext on a warm JVM instead of starting its own.
     """
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway
@@ -58,17 +63,10 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[None]:
     log_config = Path(__file__).resolve().parent / "log4j2.properties"
     launch_conf.setdefault("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
     gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
-    saved = {name: os.environ.get(name) for name in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")}
-    os.environ["PYSPARK_GATEWAY_PORT"] = str(gateway.gateway_parameters.port)
-    os.environ["PYSPARK_GATEWAY_SECRET"] = str(gateway.gateway_parameters.auth_token)
     try:
-        yield
+        parameters = gateway.gateway_parameters
+        yield {"PYSPARK_GATEWAY_PORT": str(parameters.port), "PYSPARK_GATEWAY_SECRET": parameters.auth_token}
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         gateway.shutdown()
         process = getattr(gateway, "proc", None)
         if process is not None:
@@ -90,27 +88,81 @@ def stage_metrics(executed_path: Path) -> dict[str, Any]:
     raise NotebookError(executed_path.name, None, "MissingMetrics", "the notebook published no stage metrics")
 
 
-def execute_notebook(
-    notebook: str, executed_dir: Path, parameters: dict[str, Any], notebooks_dir: Path = NOTEBOOKS_DIR
-) -> NotebookRun:
-    """Run one stage notebook in a fresh kernel; its executed copy is the stage's report."""
-    executed_path = executed_dir / notebook
+def _kernel_environment() -> None:
+    """The kernels import the package from this checkout even when it is not installed."""
     environment = os.environ.get("PYTHONPATH", "")
     if str(PACKAGE_SOURCE_DIR) not in environment.split(os.pathsep):
-        # the kernels import the package from this checkout even when it is not installed
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_SOURCE_DIR), environment) if p)
+
+
+@dataclass
+class SharedKernel:
+    """The one kernel every stage of a run executes in, and the JVM gateway it attaches to."""
+
+    manager: KernelManager
+    gateway: dict[str, str]
+
+    def prepare_stage(self) -> None:
+        """Give the next stage what a fresh kernel would: no names left by the previous stage (a stage may only
+        use what its own cells define), and the JVM gateway to attach to."""
+        client = self.manager.blocking_client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            code = f"%reset -f\nimport os\nos.environ.update({json.dumps(self.gateway)})\ndel os"
+            reply = client.execute_interactive(code, timeout=60, output_hook=lambda message: None)
+            if reply["content"]["status"] != "ok":
+                raise NotebookError("(kernel)", None, "KernelError", "could not prepare the shared kernel")
+        finally:
+            client.stop_channels()
+
+
+@contextlib.contextmanager
+def shared_kernel(conf: Mapping[str, str], notebooks_dir: Path = NOTEBOOKS_DIR) -> Iterator[SharedKernel]:
+    """One kernel for every stage, on one Spark JVM, so a run pays once for the interpreter, its imports, the
+    JVM and the SparkContext. The kernel boots while the JVM starts; each stage still gets its own executed
+    copy, an empty namespace (`SharedKernel.prepare_stage`) and an empty catalog (`models.Stage`)."""
+    _kernel_environment()
+    prepare_jvm_launch(conf.get("spark.master", "local[*]"))  # the same Java and loopback for kernel and JVM
+    manager = KernelManager(kernel_name=KERNEL_NAME)
+    manager.start_kernel(cwd=str(notebooks_dir), extra_arguments=KERNEL_ARGUMENTS)
+    try:
+        with shared_spark_jvm(conf) as gateway:
+            try:
+                yield SharedKernel(manager, gateway)
+            finally:
+                manager.shutdown_kernel(now=False)  # while the JVM its SparkContext lives in is still up
+    finally:
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
+
+
+def execute_notebook(
+    notebook: str,
+    executed_dir: Path,
+    parameters: dict[str, Any],
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    kernel: SharedKernel | None = None,
+) -> NotebookRun:
+    """Run one stage notebook, in `kernel` when given (else in a fresh one); its executed copy is the stage's
+    report."""
+    executed_path = executed_dir / notebook
+    _kernel_environment()
+    engine_options: dict[str, Any] = {"extra_arguments": KERNEL_ARGUMENTS}
+    if kernel is not None:
+        kernel.prepare_stage()
+        engine_options = {"km": kernel.manager}
     started = time.perf_counter()
     try:
         papermill.execute_notebook(
             str(notebooks_dir / notebook),
             str(executed_path),
             parameters=parameters,
-            kernel_name="python3",
+            kernel_name=KERNEL_NAME,
             cwd=str(notebooks_dir),
             progress_bar=False,
             log_output=False,
-            # the kernels' own start-up and shutdown chatter would interleave with the stage lines
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            **engine_options,
         )
     except papermill.PapermillExecutionError as error:
         raise NotebookError(

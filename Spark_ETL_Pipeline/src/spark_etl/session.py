@@ -68,14 +68,25 @@ def prepare_jvm_launch(master: str) -> None:
 def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, str] | None = None) -> SparkSession:
     """Start (or attach to) the session a notebook or test works in.
 
-    When the entry script has started the JVM already (PYSPARK_GATEWAY_PORT is set), PySpark attaches to it,
-    so each notebook pays for a new SparkContext, not a new JVM.
+    When the entry script has started the JVM already (PYSPARK_GATEWAY_PORT is set), PySpark attaches to it
+    instead of starting its own. When this process has a session already (the previous stage's, in the run's
+    shared kernel), the new one is a sibling on the same SparkContext: its own temporary views and SQL settings,
+    nothing of the previous stage's but the cache; the settings that are not per session were fixed when the
+    SparkContext started, from the same run's options.
     """
+    settings = {**DEFAULT_CONF, **(conf or {})}
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        spark = active.newSession()
+        for key, value in settings.items():
+            if spark.conf.isModifiable(key):
+                spark.conf.set(key, value)
+        return spark
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
         prepare_jvm_launch(master)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
