@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +51,71 @@ def test_reads_bom_crlf_quoted_newlines_and_columns_by_name(spark: SparkSession,
             "_corrupt_record": "2019-01-02,2,B,C,D,E,M",
         },
     ]
+
+
+LINES = extract.EXTRACTS[3]
+LINES_HEADER = "invoice_id,item_id,quantity\n"
+
+
+@pytest.fixture
+def small_splits(spark: SparkSession) -> Iterator[None]:
+    """Splits of 64 bytes, so a test file of a few lines is worth parsing in parallel."""
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "64b")
+    try:
+        yield
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+
+
+def read_lines(spark: SparkSession, folder: Path, body: str) -> tuple[list[tuple[str | None, ...]], int]:
+    write_bytes(folder, "invoice_line_items.csv", (LINES_HEADER + body).encode("utf-8"))
+    lines_df = extract.read_extract(spark, str(folder), LINES)
+    return [tuple(row) for row in lines_df.collect()], lines_df.rdd.getNumPartitions()
+
+
+def test_a_large_file_of_whole_line_records_is_parsed_in_parallel_splits(
+    spark: SparkSession, tmp_path: Path, small_splits: None
+) -> None:
+    body = "".join(f"{n},SKU-{n},{n}\n" for n in range(1, 9)) + '9,"SKU ""9""",x,extra\n\n10,,\n'
+    rows, partitions = read_lines(spark, tmp_path, body)
+    assert partitions > 1
+    assert rows == [
+        *[(str(n), f"SKU-{n}", str(n), None) for n in range(1, 9)],
+        ("9", 'SKU "9"', "x", '9,"SKU ""9""",x,extra'),  # a field too many: malformed, kept
+        ("10", None, None, None),  # the empty line between is no record, in either parser
+    ]
+
+
+def test_a_quoted_line_break_keeps_the_file_in_one_piece(
+    spark: SparkSession, tmp_path: Path, small_splits: None
+) -> None:
+    body = "".join(f"{n},SKU-{n},{n}\n" for n in range(1, 9)) + '9,"SKU\n9",1\n'
+    rows, partitions = read_lines(spark, tmp_path, body)
+    assert partitions == 1
+    assert rows[-1] == ("9", "SKU\n9", "1", None)
+    assert len(rows) == 9
+
+
+def test_a_line_of_spaces_keeps_the_file_in_one_piece_and_is_a_malformed_record(
+    spark: SparkSession, tmp_path: Path, small_splits: None
+) -> None:
+    body = "".join(f"{n},SKU-{n},{n}\n" for n in range(1, 9)) + "   \n9,SKU-9,9\n"
+    rows, partitions = read_lines(spark, tmp_path, body)
+    assert partitions == 1
+    assert rows[8] == ("   ", None, None, "   ")
+    assert rows[9] == ("9", "SKU-9", "9", None)
+
+
+def test_a_file_smaller_than_a_split_is_read_whole_without_a_scan(spark: SparkSession, tmp_path: Path) -> None:
+    tracker = spark.sparkContext.statusTracker()
+    write_bytes(tmp_path, "invoice_line_items.csv", (LINES_HEADER + "1,SKU-1,1\n").encode("utf-8"))
+    spark.sparkContext.setJobGroup("small_file", "reading a small extract")
+    try:
+        lines_df = extract.read_extract(spark, str(tmp_path), LINES)
+        assert tracker.getJobIdsForGroup("small_file") == []
+    finally:
+        spark.sparkContext.setJobGroup("tests", "tests")
+    assert [tuple(row) for row in lines_df.collect()] == [("1", "SKU-1", "1", None)]
 
 
 def test_missing_column_names_the_file_and_the_column(spark: SparkSession, tmp_path: Path) -> None:

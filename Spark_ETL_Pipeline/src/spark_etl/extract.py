@@ -78,11 +78,36 @@ def read_header(spark: SparkSession, path: str) -> list[str]:
     return next(csv.reader([first_line.lstrip("\ufeff")]))
 
 
+def split_size(spark: SparkSession, file_bytes: int) -> int:
+    """The bytes per task Spark's file scan would cut this file into (FilePartition.maxSplitBytes)."""
+    sql_conf = spark._jsparkSession.sessionState().conf()
+    open_cost = int(sql_conf.filesOpenCostInBytes())
+    bytes_per_core = (file_bytes + open_cost) // max(spark.sparkContext.defaultParallelism, 1)
+    return min(int(sql_conf.filesMaxPartitionBytes()), max(open_cost, bytes_per_core))
+
+
+def lines_are_records(spark: SparkSession, path: str) -> bool:
+    """Whether every line of the file is a whole record, so its lines can be parsed apart, in parallel splits.
+
+    A quoted field that holds a line break leaves an odd number of quote characters on the line where it opens
+    (a doubled quote inside a field counts twice), and a line of only whitespace is a (malformed) record to the
+    whole-file parser but skipped by the line parser; one scan of the lines looks for either.
+    """
+    lines_df = spark.read.text(path)
+    quotes = F.length("value") - F.length(F.translate("value", '"', ""))
+    has_odd_quotes = (F.instr("value", '"') > 0) & (quotes % 2 == 1)
+    is_blank = (F.length("value") > 0) & F.col("value").rlike("^[\\x00-\\x20]+$")
+    # a count, not isEmpty(): a clean file must be scanned whole anyway, and a count scans its splits in parallel
+    return lines_df.where(has_odd_quotes | is_blank).count() == 0
+
+
 def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract) -> DataFrame:
     """Read one extract as strings, mapping columns by header name, so typing and validation happen in SQL.
 
     Every column is read as a string under an explicit schema built from the checked header (no inference),
-    and records with the wrong number of fields land in _corrupt_record instead of being dropped.
+    and records with the wrong number of fields land in _corrupt_record instead of being dropped. A file larger
+    than one split whose lines are whole records is parsed in parallel splits, so the models above it run in
+    parallel too; any other file is parsed whole, in one task, so quoted line breaks stay inside their field.
     """
     path = extract_path(extracts_dir, extract)
     header = read_header(spark, path)
@@ -93,11 +118,13 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract) -> Da
     if duplicated:
         raise ExtractError(f"{path}: column {duplicated[0]} appears more than once in the header")
     schema = StructType([StructField(name, StringType()) for name in [*header, CORRUPT_RECORD_COLUMN]])
+    file_bytes = filesystem.size(spark, path)
+    in_splits = file_bytes > split_size(spark, file_bytes) and lines_are_records(spark, path)
     raw_df = spark.read.csv(
         path,
         schema=schema,
         header=True,
-        multiLine=True,
+        multiLine=not in_splits,
         escape='"',
         encoding="UTF-8",
         mode="PERMISSIVE",

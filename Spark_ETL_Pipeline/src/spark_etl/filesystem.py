@@ -37,6 +37,11 @@ def exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
+def size(spark: SparkSession, path: str) -> int:
+    fs, hadoop_path = _hadoop(spark, path)
+    return int(fs.getFileStatus(hadoop_path).getLen())
+
+
 def delete(spark: SparkSession, path: str) -> None:
     fs, hadoop_path = _hadoop(spark, path)
     fs.delete(hadoop_path, True)

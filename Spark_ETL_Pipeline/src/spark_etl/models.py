@@ -1,4 +1,4 @@
-"""Running the SQL models: one `.sql` file per model, materialised as a view, a cache or a Parquet table."""
+"""Running the SQL models: one `.sql` file per model, materialised as a view or a Parquet table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -71,12 +70,10 @@ class Stage:
             path = load.model_path(self.warehouse_dir, layer, model_name)
             load.read_parquet(self.spark, path).createOrReplaceTempView(model_name)
 
-    def view(self, model_name: str, persist: bool = False) -> DataFrame:
-        """Run a model as a temporary view; `persist` keeps it when several models read it."""
+    def view(self, model_name: str) -> DataFrame:
+        """Run a model as a temporary view: computed by each model that reads it."""
         started = time.perf_counter()
         model_df = self.spark.sql(sql_text(self.layer, model_name))
-        if persist:
-            model_df = model_df.persist(StorageLevel.MEMORY_AND_DISK)
         model_df.createOrReplaceTempView(model_name)
         self._record(ModelRun(self.layer, model_name, None, time.perf_counter() - started))
         return model_df
