@@ -47,6 +47,9 @@ TARGET_FLOOR_1X = 1.5
 TARGET_DUCKDB_100X = 8.0
 TARGET_SCALING = 10.0
 TARGET_SKEW = 1.3
+TARGET_1000X_SECONDS = 600.0
+# The driver memory the project allows itself at 1000x; smaller sizes run on Spark's default (1g).
+DRIVER_MEMORY_1000X = "4g"
 
 
 # ---------------------------------------------------------------- measuring one process
@@ -260,6 +263,12 @@ class ScaleResult:
     duckdb_rows_out: int | None = None
     identical: bool | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    driver_memory: str | None = None  # None: Spark's default
+    spark_metrics: dict[str, int] | None = None  # from the pipeline's Spark event log
+
+    @property
+    def extract_bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.extracts.path.glob("*.csv"))
 
     @property
     def rows_in(self) -> int:
@@ -294,6 +303,29 @@ def data_rows(csv_path: Path) -> int | None:
         return None
     with open(csv_path, "rb") as handle:
         return max(0, sum(1 for _ in handle) - 1)
+
+
+def spark_metrics(event_log_dir: Path) -> dict[str, int] | None:
+    """Spill and task failures summed over every task of a run, and the executor JVM's peak heap, from Spark's
+    event log (the same numbers as the Spark UI's stage pages)."""
+    logs = [path for path in event_log_dir.glob("*") if path.is_file()]
+    if not logs:
+        return None
+    totals = {"disk_bytes_spilled": 0, "memory_bytes_spilled": 0, "failed_tasks": 0, "peak_jvm_heap_bytes": 0}
+    for log in logs:
+        with open(log, encoding="utf-8") as handle:
+            for line in handle:
+                if '"SparkListenerTaskEnd"' not in line:
+                    continue
+                event = json.loads(line)
+                task_metrics = event.get("Task Metrics") or {}
+                totals["disk_bytes_spilled"] += int(task_metrics.get("Disk Bytes Spilled", 0))
+                totals["memory_bytes_spilled"] += int(task_metrics.get("Memory Bytes Spilled", 0))
+                if event.get("Task End Reason", {}).get("Reason") != "Success":
+                    totals["failed_tasks"] += 1
+                heap = int((event.get("Task Executor Metrics") or {}).get("JVMHeapMemory", 0))
+                totals["peak_jvm_heap_bytes"] = max(totals["peak_jvm_heap_bytes"], heap)
+    return totals
 
 
 def clean_env(repo: Path) -> dict[str, str]:
@@ -338,8 +370,15 @@ def run_scale(
         output = scratch / "pipeline" / "pipeline_output.csv"
         output.parent.mkdir(parents=True)
         entry = repo / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
+        event_log_dir = scratch / "pipeline" / "eventlog"
+        event_log_dir.mkdir()
         command = [python, str(entry), "--extracts", str(extracts.path), "--output", str(output), "--quiet"]
+        command += ["--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={event_log_dir.as_uri()}"]
+        if scale >= 1000:
+            result.driver_memory = DRIVER_MEMORY_1000X
+            command += ["--conf", f"spark.driver.memory={DRIVER_MEMORY_1000X}"]
         result.pipeline = timed(command, repo, env, options, scratch / "pipeline" / "logs")
+        result.spark_metrics = spark_metrics(event_log_dir)
         report_progress(label, "pipeline", result.pipeline)
         summary_path = output.parent / "run_summary.json"
         if result.pipeline.ok and summary_path.is_file():
@@ -468,6 +507,15 @@ def scale_table(result: ScaleResult) -> list[str]:
             f"| {run.cpu_seconds:.1f} | {run.other_cores:.2f} |"
         )
     lines.append("")
+    if result.spark_metrics is not None:
+        metrics = result.spark_metrics
+        lines += [
+            f"Pipeline run, from Spark's event log: driver memory {result.driver_memory or 'default (1g)'}; "
+            f"executor JVM heap peak {gib(metrics['peak_jvm_heap_bytes'])}; spilled to disk "
+            f"{gib(metrics['disk_bytes_spilled'])} (the extracts are {gib(result.extract_bytes)} of CSV), "
+            f"in memory {gib(metrics['memory_bytes_spilled'])}; failed tasks {metrics['failed_tasks']}.",
+            "",
+        ]
     for name, run, _ in runs:
         if run is not None and not run.ok:
             lines += [f"**{name} failed:** {run.failure()}", ""]
@@ -562,7 +610,28 @@ def ratio_rows(results: list[ScaleResult]) -> list[str]:
         verdict = "PASS" if value <= target else "MISS"
         measured = f"{value:.2f} ({numerator:.1f} s / {denominator:.1f} s)"
         lines.append(f"| {name} | {measured} | <= {target:g} | {verdict} |")
-    return lines
+    return lines + thousand_rows(results)
+
+
+def thousand_rows(results: list[ScaleResult]) -> list[str]:
+    """The 1000x target: under ten minutes, on a driver of at most 4g, no failed task, spill within the data."""
+    for result in results:
+        if result.scale == 1000.0 and not result.skewed and result.pipeline is not None:
+            run, metrics = result.pipeline, result.spark_metrics
+            if not run.ok or metrics is None:
+                return [f"| 1000x in under 10 min, {DRIVER_MEMORY_1000X} driver | {run.failure()} | | MISS |"]
+            within = (
+                run.seconds <= TARGET_1000X_SECONDS
+                and metrics["failed_tasks"] == 0
+                and metrics["disk_bytes_spilled"] <= result.extract_bytes
+            )
+            measured = (
+                f"{run.seconds:.1f} s, driver {result.driver_memory}, {metrics['failed_tasks']} failed tasks, "
+                f"{gib(metrics['disk_bytes_spilled'])} spilled to disk vs {gib(result.extract_bytes)} of extracts"
+            )
+            target = f"<= {TARGET_1000X_SECONDS:g} s, 0 failed, spill <= extracts"
+            return [f"| 1000x end to end | {measured} | {target} | {'PASS' if within else 'MISS'} |"]
+    return []
 
 
 def equality_lines(results: list[ScaleResult]) -> list[str]:
