@@ -121,7 +121,8 @@ class SharedKernel:
 def shared_kernel(conf: Mapping[str, str], notebooks_dir: Path = NOTEBOOKS_DIR) -> Iterator[SharedKernel]:
     """One kernel for every stage, on one Spark JVM, so a run pays once for the interpreter, its imports, the
     JVM and the SparkContext. The kernel boots while the JVM starts; each stage still gets its own executed
-    copy, an empty namespace (`SharedKernel.prepare_stage`) and an empty catalog (`models.Stage`)."""
+    copy, an empty namespace (`SharedKernel.prepare_stage`) and a new SparkSession with none of the previous
+    stage's views (`session.spark_session`)."""
     _kernel_environment()
     prepare_jvm_launch(conf.get("spark.master", "local[*]"))  # the same Java and loopback for kernel and JVM
     manager = KernelManager(kernel_name=KERNEL_NAME)
