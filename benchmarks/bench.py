@@ -662,8 +662,8 @@ def skew_note(results: list[ScaleResult]) -> list[str]:
 def stage_tables(results: list[ScaleResult]) -> list[str]:
     """Seconds per notebook and per model, one column per run, from each run's run_summary.json.
 
-    Two derived rows split the rest: time in a notebook but in no model (kernel start, session, profiles,
-    charts), and time in the process but in no notebook (JVM start, publishing, HTML reports).
+    Two derived rows split the rest: time in a notebook but in no model (sessions, profiles, charts), and time
+    in the process but in no notebook (kernel and JVM start, publishing, the last HTML report).
     """
     measured = [result for result in results if result.summary and result.pipeline]
     if not measured:
@@ -688,18 +688,23 @@ def stage_tables(results: list[ScaleResult]) -> list[str]:
     def row(name: str, values: list[float]) -> str:
         return f"| {name} | " + " | ".join(f"{value:.1f}" for value in values) + " |"
 
-    lines = ["Seconds per notebook (papermill, kernel start included):", "", header, rule]
+    lines = [
+        "Seconds per notebook (papermill; the run's kernel starts with the JVM, before them):",
+        "",
+        header,
+        rule,
+    ]
     for notebook, seconds in notebooks.items():
         cells = " | ".join(f"{seconds[r.label]:.1f}" if r.label in seconds else "-" for r in measured)
         lines.append(f"| {notebook} | {cells} |")
     lines += [
         row("in the notebooks' models", [in_models.get(r.label, 0.0) for r in measured]),
         row(
-            "in the notebooks, outside models (kernels, sessions, profiles, charts)",
+            "in the notebooks, outside models (sessions, profiles, charts)",
             [in_notebooks[r.label] - in_models.get(r.label, 0.0) for r in measured],
         ),
         row(
-            "outside the notebooks (JVM start, publishing, HTML reports)",
+            "outside the notebooks (kernel and JVM start, publishing, the last HTML report)",
             [r.pipeline.seconds - in_notebooks[r.label] for r in measured if r.pipeline],
         ),
         row("whole process (wall)", [r.pipeline.seconds for r in measured if r.pipeline]),
