@@ -73,37 +73,37 @@ def read_lines(spark: SparkSession, folder: Path, body: str) -> tuple[list[tuple
     return [tuple(row) for row in lines_df.collect()], lines_df.rdd.getNumPartitions()
 
 
+NUMBERED_LINES = "".join(f"{n},SKU-{n},{n}\n" for n in range(1, 9))
+NUMBERED_ROWS = [(str(n), f"SKU-{n}", str(n), None) for n in range(1, 9)]
+
+
 def test_a_large_file_of_whole_line_records_is_parsed_in_parallel_splits(
     spark: SparkSession, tmp_path: Path, small_splits: None
 ) -> None:
-    body = "".join(f"{n},SKU-{n},{n}\n" for n in range(1, 9)) + '9,"SKU ""9""",x,extra\n\n10,,\n'
-    rows, partitions = read_lines(spark, tmp_path, body)
+    rows, partitions = read_lines(spark, tmp_path, NUMBERED_LINES + '9,"SKU ""9""",x,extra\n\n10,,\n')
     assert partitions > 1
     assert rows == [
-        *[(str(n), f"SKU-{n}", str(n), None) for n in range(1, 9)],
+        *NUMBERED_ROWS,
         ("9", 'SKU "9"', "x", '9,"SKU ""9""",x,extra'),  # a field too many: malformed, kept
         ("10", None, None, None),  # the empty line between is no record, in either parser
     ]
 
 
-def test_a_quoted_line_break_keeps_the_file_in_one_piece(
-    spark: SparkSession, tmp_path: Path, small_splits: None
+@pytest.mark.parametrize(
+    ("tail", "tail_rows"),
+    [
+        ('9,"SKU\n9",1\n', [("9", "SKU\n9", "1", None)]),
+        # to the whole-file parser a line of spaces is a malformed record; the line parser would skip it
+        ("   \n9,SKU-9,9\n", [("   ", None, None, "   "), ("9", "SKU-9", "9", None)]),
+    ],
+    ids=["quoted line break", "line of spaces"],
+)
+def test_a_record_that_is_not_one_whole_line_keeps_the_file_in_one_piece(
+    spark: SparkSession, tmp_path: Path, small_splits: None, tail: str, tail_rows: list[tuple[str | None, ...]]
 ) -> None:
-    body = "".join(f"{n},SKU-{n},{n}\n" for n in range(1, 9)) + '9,"SKU\n9",1\n'
-    rows, partitions = read_lines(spark, tmp_path, body)
+    rows, partitions = read_lines(spark, tmp_path, NUMBERED_LINES + tail)
     assert partitions == 1
-    assert rows[-1] == ("9", "SKU\n9", "1", None)
-    assert len(rows) == 9
-
-
-def test_a_line_of_spaces_keeps_the_file_in_one_piece_and_is_a_malformed_record(
-    spark: SparkSession, tmp_path: Path, small_splits: None
-) -> None:
-    body = "".join(f"{n},SKU-{n},{n}\n" for n in range(1, 9)) + "   \n9,SKU-9,9\n"
-    rows, partitions = read_lines(spark, tmp_path, body)
-    assert partitions == 1
-    assert rows[8] == ("   ", None, None, "   ")
-    assert rows[9] == ("9", "SKU-9", "9", None)
+    assert rows == [*NUMBERED_ROWS, *tail_rows]
 
 
 def test_a_file_smaller_than_a_split_is_read_whole_without_a_scan(spark: SparkSession, tmp_path: Path) -> None:
