@@ -55,3 +55,10 @@ def collect_sorted(model_df: DataFrame, columns: Sequence[str]) -> list[tuple[An
     """The chosen columns of every row, sorted (None first), for whole-table comparisons."""
     selected = [tuple(row) for row in model_df.select(*columns).collect()]
     return sorted(selected, key=lambda row: tuple((value is not None, value) for value in row))
+
+
+def jobs_in_group(spark: SparkSession, group: str) -> list[int]:
+    """The jobs Spark ran under a job group, once its listener bus has delivered every event posted so far
+    (job starts reach the status tracker asynchronously)."""
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()
+    return list(spark.sparkContext.statusTracker().getJobIdsForGroup(group))

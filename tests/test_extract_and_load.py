@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from conftest import jobs_in_group
 from spark_etl import extract, load
 
 ACCOUNTS = extract.EXTRACTS[0]
@@ -89,30 +90,58 @@ def test_a_large_file_of_whole_line_records_is_parsed_in_parallel_splits(
     ]
 
 
+def whole_file_rows(spark: SparkSession, folder: Path) -> list[tuple[str | None, ...]]:
+    """The file as the whole-file parser reads it: the reference a read in splits must equal."""
+    schema = "invoice_id string, item_id string, quantity string, _corrupt_record string"
+    whole_df = spark.read.csv(
+        str(folder / "invoice_line_items.csv"),
+        schema=schema,
+        header=True,
+        multiLine=True,
+        escape='"',
+        columnNameOfCorruptRecord="_corrupt_record",
+    )
+    return [tuple(row) for row in whole_df.collect()]
+
+
 @pytest.mark.parametrize(
-    ("tail", "tail_rows"),
+    ("content", "in_splits"),
     [
-        ('9,"SKU\n9",1\n', [("9", "SKU\n9", "1", None)]),
-        # to the whole-file parser a line of spaces is a malformed record; the line parser would skip it
-        ("   \n9,SKU-9,9\n", [("   ", None, None, "   "), ("9", "SKU-9", "9", None)]),
+        (LINES_HEADER + NUMBERED_LINES + '9,"SKU, ""9""",9\n', True),
+        ((LINES_HEADER + NUMBERED_LINES).replace("\n", "\r\n"), True),
+        ("\ufeff" + (LINES_HEADER + NUMBERED_LINES).replace("\n", "\r\n"), True),
+        (LINES_HEADER + NUMBERED_LINES + '9,"SKU\n9",1\n', False),
+        (LINES_HEADER + NUMBERED_LINES + '9,SKU 5"x7,"3\n10,SKU-10,10\n', False),
+        (LINES_HEADER + NUMBERED_LINES + "   \n9,SKU-9,9\n", False),
+        (LINES_HEADER + NUMBERED_LINES + "9,SKU\r9,9\n", False),
+        (LINES_HEADER + NUMBERED_LINES.replace("\n", "\r\n", 4), False),
     ],
-    ids=["quoted line break", "line of spaces"],
+    ids=[
+        "quoted comma and quotes",
+        "CRLF",
+        "BOM and CRLF",
+        "quoted line break",
+        "stray quote",
+        "line of spaces",
+        "lone CR",
+        "mixed line endings",
+    ],
 )
-def test_a_record_that_is_not_one_whole_line_keeps_the_file_in_one_piece(
-    spark: SparkSession, tmp_path: Path, small_splits: None, tail: str, tail_rows: list[tuple[str | None, ...]]
+def test_a_file_read_in_splits_reads_as_the_whole_file_parser_reads_it(
+    spark: SparkSession, tmp_path: Path, small_splits: None, content: str, in_splits: bool
 ) -> None:
-    rows, partitions = read_lines(spark, tmp_path, NUMBERED_LINES + tail)
-    assert partitions == 1
-    assert rows == [*NUMBERED_ROWS, *tail_rows]
+    write_bytes(tmp_path, "invoice_line_items.csv", content.encode("utf-8"))
+    lines_df = extract.read_extract(spark, str(tmp_path), LINES)
+    assert (lines_df.rdd.getNumPartitions() > 1) == in_splits
+    assert [tuple(row) for row in lines_df.collect()] == whole_file_rows(spark, tmp_path)
 
 
 def test_a_file_smaller_than_a_split_is_read_whole_without_a_scan(spark: SparkSession, tmp_path: Path) -> None:
-    tracker = spark.sparkContext.statusTracker()
     write_bytes(tmp_path, "invoice_line_items.csv", (LINES_HEADER + "1,SKU-1,1\n").encode("utf-8"))
     spark.sparkContext.setJobGroup("small_file", "reading a small extract")
     try:
         lines_df = extract.read_extract(spark, str(tmp_path), LINES)
-        assert tracker.getJobIdsForGroup("small_file") == []
+        assert jobs_in_group(spark, "small_file") == []
     finally:
         spark.sparkContext.setJobGroup("tests", "tests")
     assert [tuple(row) for row in lines_df.collect()] == [("1", "SKU-1", "1", None)]
@@ -188,11 +217,10 @@ def test_a_model_this_process_wrote_is_read_back_without_a_schema_job(spark: Spa
     path = str(tmp_path / "warehouse" / "staging" / "stg_typed")
     written_df = spark.sql("select cast(id as int) as item_id, cast(id * 1.5 as decimal(21, 6)) as price from range(3)")
     load.write_parquet(written_df, path)
-    tracker = spark.sparkContext.statusTracker()
     spark.sparkContext.setJobGroup("read_back", "reading a stored model")
     try:
         read_df = load.read_parquet(spark, path)
-        assert tracker.getJobIdsForGroup("read_back") == []  # Spark infers a schema with a job of its own
+        assert jobs_in_group(spark, "read_back") == []  # Spark infers a schema with a job of its own
     finally:
         spark.sparkContext.setJobGroup("tests", "tests")
     assert read_df.dtypes == [("item_id", "int"), ("price", "decimal(21,6)")]

@@ -42,3 +42,8 @@ def test_a_second_stage_in_the_same_process_gets_a_sibling_session(spark: SparkS
     assert sibling.conf.get("spark.sql.shuffle.partitions") == "3"
     assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
     assert sibling.conf.get("spark.sql.session.timeZone") == "UTC"
+    try:
+        assert SparkSession.getActiveSession() is sibling  # what later code of the stage reaches
+        assert SparkSession.builder.getOrCreate() is sibling
+    finally:
+        session.make_current(spark)  # the suite's session, as before

@@ -234,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         except runner.NotebookError as error:
             message = f"{error} (executed notebook: {paths.executed_notebooks / error.notebook})"
             failed = {"status": "failed", "error": message, "extracts": options.extracts}
-            renderer.finish(paths.executed_notebooks, failed)
             print(f"error: {message}", file=sys.stderr)
+            try:
+                renderer.finish(paths.executed_notebooks, failed)
+            except Exception as render_error:  # the stage's error is the one to report and exit with
+                print(f"warning: the reports could not be rendered: {render_error}", file=sys.stderr)
             return EXIT_BAD_INPUT if error.error_name in BAD_INPUT_ERRORS else EXIT_FAILED
         finally:
             shutil.rmtree(paths.pending, ignore_errors=True)

@@ -86,19 +86,37 @@ def split_size(spark: SparkSession, file_bytes: int) -> int:
     return min(int(sql_conf.filesMaxPartitionBytes()), max(open_cost, bytes_per_core))
 
 
-def lines_are_records(spark: SparkSession, path: str) -> bool:
-    """Whether every line of the file is a whole record, so its lines can be parsed apart, in parallel splits.
+# One whole CSV record on one line: fields either unquoted (no quote, comma or CR) or quoted (doubled quotes
+# inside, no CR), separated by commas; at most the CR of a CRLF line ending after them.
+WHOLE_RECORD_LINE = r'^(?:[^",\r]*|"(?:[^"\r]|"")*")(?:,(?:[^",\r]*|"(?:[^"\r]|"")*"))*\r?$'
 
-    A quoted field that holds a line break leaves an odd number of quote characters on the line where it opens
-    (a doubled quote inside a field counts twice), and a line of only whitespace is a (malformed) record to the
-    whole-file parser but skipped by the line parser; one scan of the lines looks for either.
+
+def lines_are_records(spark: SparkSession, path: str) -> bool:
+    """Whether every line of the file is one whole record that the line parser reads exactly as the whole-file
+    parser does, so its lines can be parsed apart, in parallel splits. One scan of the lines (split at LF only)
+    looks for anything that would read differently:
+
+    - a line with a quote that is not a well-formed record (a quoted field holding a line break leaves its
+      quote open; a stray quote opens one in the whole-file parser);
+    - a CR that is not part of a CRLF line ending (the line reader would end a line there), or CRLF endings on
+      some lines only (the whole-file parser keeps a CR the first line ending did not have);
+    - a line of only whitespace (a malformed record to the whole-file parser, skipped by the line parser).
     """
-    lines_df = spark.read.text(path)
-    quotes = F.length("value") - F.length(F.translate("value", '"', ""))
-    has_odd_quotes = (F.instr("value", '"') > 0) & (quotes % 2 == 1)
-    is_blank = (F.length("value") > 0) & F.col("value").rlike("^[\\x00-\\x20]+$")
-    # a count, not isEmpty(): a clean file must be scanned whole anyway, and a count scans its splits in parallel
-    return lines_df.where(has_odd_quotes | is_blank).count() == 0
+    lines_df = spark.read.option("lineSep", "\n").text(path)
+    value = F.col("value")
+    first_cr = F.instr(value, "\r")
+    is_odd = (
+        ((F.instr(value, '"') > 0) & ~value.rlike(WHOLE_RECORD_LINE))
+        | ((first_cr > 0) & (first_cr < F.length(value)))
+        | ((F.length(value) > 0) & value.rlike("^[\\x00-\\x20]+$"))
+    )
+    counts = lines_df.agg(
+        F.count(F.lit(1)).alias("lines"),
+        F.count(F.when(is_odd, 1)).alias("odd"),
+        F.count(F.when(value.endswith("\r"), 1)).alias("crlf"),
+    ).first()
+    assert counts is not None
+    return counts["odd"] == 0 and counts["crlf"] in (0, counts["lines"])
 
 
 def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract) -> DataFrame:
@@ -106,8 +124,9 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract) -> Da
 
     Every column is read as a string under an explicit schema built from the checked header (no inference),
     and records with the wrong number of fields land in _corrupt_record instead of being dropped. A file larger
-    than one split whose lines are whole records is parsed in parallel splits, so the models above it run in
-    parallel too; any other file is parsed whole, in one task, so quoted line breaks stay inside their field.
+    than one split whose lines are whole records (`lines_are_records`) is parsed in parallel splits, so the
+    models above it run in parallel too; any other file is parsed whole, in one task, so quoted line breaks stay
+    inside their field.
     """
     path = extract_path(extracts_dir, extract)
     header = read_header(spark, path)

@@ -15,6 +15,7 @@ from typing import Any
 import nbformat
 import papermill
 from jupyter_client.manager import KernelManager
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from spark_etl.quality import METRICS_MIME_TYPE
 from spark_etl.session import prepare_jvm_launch
@@ -112,7 +113,7 @@ class SharedKernel:
             code = f"%reset -f\nimport os\nos.environ.update({json.dumps(self.gateway)})\ndel os"
             reply = client.execute_interactive(code, timeout=60, output_hook=lambda message: None)
             if reply["content"]["status"] != "ok":
-                raise NotebookError("(kernel)", None, "KernelError", "could not prepare the shared kernel")
+                raise RuntimeError("the shared kernel could not be reset for the next stage")
         finally:
             client.stop_channels()
 
@@ -151,10 +152,11 @@ def execute_notebook(
     _kernel_environment()
     engine_options: dict[str, Any] = {"extra_arguments": KERNEL_ARGUMENTS}
     if kernel is not None:
-        kernel.prepare_stage()
         engine_options = {"km": kernel.manager}
     started = time.perf_counter()
     try:
+        if kernel is not None:
+            kernel.prepare_stage()
         papermill.execute_notebook(
             str(notebooks_dir / notebook),
             str(executed_path),
@@ -166,9 +168,13 @@ def execute_notebook(
             **engine_options,
         )
     except papermill.PapermillExecutionError as error:
-        raise NotebookError(
-            notebook, error.exec_count, error.ename, str(error.evalue).strip().splitlines()[0]
-        ) from None
+        # the cell's position in the executed copy; execution counts run on across the stages of a shared kernel
+        first_line = (str(error.evalue).strip().splitlines() or [""])[0]
+        raise NotebookError(notebook, error.cell_index + 1, error.ename, first_line) from None
+    except (DeadKernelError, CellTimeoutError, TimeoutError, RuntimeError) as error:
+        # the kernel died, hung or could not be reached: no cell to blame, still a one-line failure
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise NotebookError(notebook, None, type(error).__name__, first_line) from None
     seconds = time.perf_counter() - started
     return NotebookRun(notebook, executed_path, seconds, stage_metrics(executed_path))
 

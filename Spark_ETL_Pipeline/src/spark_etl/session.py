@@ -65,6 +65,17 @@ def prepare_jvm_launch(master: str) -> None:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run needs no network interface
 
 
+def make_current(spark: SparkSession) -> None:
+    """Make `spark` the session getActiveSession() and builder.getOrCreate() return, as PySpark does for the
+    first session of a SparkContext but not for one from newSession()."""
+    SparkSession._instantiatedSession = spark
+    SparkSession._activeSession = spark
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    jvm.SparkSession.setDefaultSession(spark._jsparkSession)
+    jvm.SparkSession.setActiveSession(spark._jsparkSession)
+
+
 def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, str] | None = None) -> SparkSession:
     """Start (or attach to) the session a notebook or test works in.
 
@@ -81,6 +92,7 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
         for key, value in settings.items():
             if spark.conf.isModifiable(key):
                 spark.conf.set(key, value)
+        make_current(spark)  # so no code of this stage reaches the previous stage's session by accident
         return spark
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
         prepare_jvm_launch(master)
