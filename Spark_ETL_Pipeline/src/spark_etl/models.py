@@ -6,11 +6,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
+from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import load
+from spark_etl import load, quality
 
 LAYERS = ("staging", "intermediate", "marts")
 
@@ -48,6 +49,7 @@ class ModelRun:
     rows: int | None
     seconds: float
     path: str | None = None
+    profile: list[dict[str, Any]] | None = None  # per column: non-null, null, min, max
 
 
 @dataclass
@@ -78,15 +80,31 @@ class Stage:
         self._record(ModelRun(self.layer, model_name, None, time.perf_counter() - started))
         return model_df
 
-    def build(self, model_name: str) -> DataFrame:
-        """Run a model, store it as Parquet in the warehouse and register the stored copy as its view."""
+    def build(self, model_name: str, profile: bool = False) -> DataFrame:
+        """Run a model, store it as Parquet in the warehouse and register the stored copy as its view.
+
+        With `profile`, the model's column profile (`Stage.profile`) is observed while it is written, so showing
+        it costs no second scan and no extra job.
+        """
         started = time.perf_counter()
         path = load.model_path(self.warehouse_dir, self.layer, model_name)
-        rows = load.write_parquet(self.spark.sql(sql_text(self.layer, model_name)), path)
+        model_df = self.spark.sql(sql_text(self.layer, model_name))
+        observation = Observation(f"profile_{model_name}") if profile else None
+        if observation is not None:
+            model_df = model_df.observe(observation, *quality.profile_aggregates(model_df.columns))
+        rows = load.write_parquet(model_df, path)
         stored_df = load.read_parquet(self.spark, path)
         stored_df.createOrReplaceTempView(model_name)
-        self._record(ModelRun(self.layer, model_name, rows, time.perf_counter() - started, path))
+        profile_rows = None if observation is None else quality.profile_rows(observation.get, model_df.columns)
+        self._record(ModelRun(self.layer, model_name, rows, time.perf_counter() - started, path, profile_rows))
         return stored_df
+
+    def profile(self, model_name: str) -> list[dict[str, Any]]:
+        """The column profile observed when `model_name` was last built in this stage with `profile=True`."""
+        for run in reversed(self.runs):
+            if run.model_name == model_name and run.profile is not None:
+                return run.profile
+        raise KeyError(f"{model_name} has not been built with profile=True in the {self.layer} stage")
 
     def _record(self, run: ModelRun) -> None:
         self.runs.append(run)

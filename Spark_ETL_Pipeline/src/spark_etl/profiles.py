@@ -6,11 +6,13 @@ Only aggregates (a few dozen rows at most) ever reach the driver here.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
 from spark_etl import models, quality
 
@@ -45,12 +47,11 @@ def show_table(rows: Sequence[dict[str, Any]], caption: str = "") -> None:
     _display(HTML(f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
 
 
-def show_profile(model_df: DataFrame, caption: str) -> dict[str, dict[str, Any]]:
-    """Rows, nulls, minimum and maximum per column of a model, from one aggregation; returned by column so a
-    notebook can reuse a count instead of scanning the model again."""
-    profile = quality.column_profile(model_df)
+def show_profile(profile: Sequence[dict[str, Any]], caption: str) -> dict[str, dict[str, Any]]:
+    """Show a column profile (rows, nulls, minimum and maximum per column: `Stage.profile` of a built model, or
+    `quality.column_profile` of any DataFrame); returned by column, so a notebook can reuse a count."""
     show_table(profile, caption)
-    return {row["column"]: row for row in profile}
+    return by_column(profile)
 
 
 def bar_chart(
@@ -97,79 +98,137 @@ def chart_counts(counts: dict[str, int], title: str, xlabel: str) -> None:
     bar_chart(list(counts), list(counts.values()), title, xlabel, "rows")
 
 
-def chart_monthly(model_df: DataFrame, date_column: str, title: str, flag_column: str | None = None) -> None:
-    """Rows per calendar month of `date_column`, with the mean of a 0/1 flag as a line when given."""
-    from pyspark.sql import functions as F
+@dataclass(frozen=True)
+class _Chart:
+    """One chart of a batch: the bucket number each row falls in (null: not counted), the value averaged per
+    bucket (None: none), and how the counted buckets, in bucket order, are drawn."""
 
-    aggregations = [F.count(F.lit(1)).alias("rows")]
-    if flag_column is not None:
-        aggregations.append(F.avg(F.col(flag_column)).alias("rate"))
-    monthly = rows_as_dicts(
-        model_df.groupBy(F.date_format(F.col(date_column), "yyyy-MM").alias("month"))
-        .agg(*aggregations)
-        .orderBy("month")
-    )
-    bar_chart(
-        [row["month"] for row in monthly],
-        [row["rows"] for row in monthly],
-        title,
-        "month",
-        "rows",
-        secondary=[row["rate"] for row in monthly] if flag_column else None,
-        secondary_label=f"mean {flag_column}" if flag_column else "",
-    )
+    bucket: Column | None  # None: nothing to count (a histogram of a column with no known values)
+    value: Column | None
+    draw: Callable[[list[dict[str, Any]]], None]
 
 
-def chart_histogram(
-    model_df: DataFrame, column: str, bins: int = 20, profile: dict[str, dict[str, Any]] | None = None
-) -> None:
-    """Distribution of a numeric column in equal-width bins, counted in Spark; empty values counted apart.
+class ChartBatch:
+    """Charts of one model, counted in Spark in a single aggregation, then drawn in the order they were added.
 
-    Pass the model's `show_profile` result as `profile` and its minimum, maximum and null count are reused, so
-    the chart costs one aggregation instead of two.
+    Each chart maps every row to a bucket (and optionally a value to average per bucket); the buckets of all the
+    charts are counted by one group-by over the model, so a notebook's charts cost one scan, not one per chart.
+    Adding a chart returns the batch, so one chart reads `ChartBatch(df).monthly(...).draw()`.
+    Histograms need each column's minimum, maximum and null count: pass the model's profile (`Stage.profile`)
+    and they are reused; otherwise one more aggregation computes them, for the histogram columns only.
     """
-    from pyspark.sql import functions as F
 
-    if profile is None:
-        profile = {row["column"]: row for row in quality.column_profile(model_df.select(column))}
-    bounds = profile[column]
-    if bounds["min"] is None:
-        chart_counts({}, f"{column}: no known values", column)
-        return
-    low, high = float(bounds["min"]), float(bounds["max"])
-    width = (high - low) / bins or 1.0
-    bucket = F.least(F.floor((F.col(column).cast("double") - F.lit(low)) / F.lit(width)), F.lit(bins - 1))
-    counted = rows_as_dicts(
-        model_df.where(F.col(column).isNotNull()).groupBy(bucket.alias("bucket")).count().orderBy("bucket")
-    )
-    labels = [f"{low + row['bucket'] * width:,.0f}" for row in counted]
-    title = f"{column}: distribution ({bounds['null']:,} unknown)"
-    bar_chart(labels, [row["count"] for row in counted], title, f"{column} (bin start)", "invoices")
+    # a guard against charting something that is not a handful of buckets
+    MAX_BUCKETS = 2000
 
+    def __init__(self, model_df: DataFrame, profile: dict[str, dict[str, Any]] | None = None) -> None:
+        self.model_df = model_df
+        self.profile = dict(profile or {})
+        self._histogram_columns: list[str] = []
+        self._pending: list[Callable[[], _Chart]] = []  # resolved at draw(), once histogram bounds are known
 
-def chart_rate_by_bucket(model_df: DataFrame, column: str, edges: Sequence[int], flag_column: str) -> None:
-    """Invoices and the mean of a 0/1 flag per bucket of `column` ([edge_i, edge_i+1) buckets)."""
-    from pyspark.sql import functions as F
+    def histogram(self, column: str, bins: int = 20) -> ChartBatch:
+        """Distribution of a numeric column in equal-width bins; empty values counted apart (in the title)."""
+        self._histogram_columns.append(column)
+        self._pending.append(lambda: self._histogram(column, bins))
+        return self
 
-    bucket = F.lit(0)
-    for edge in edges[1:]:
-        bucket = bucket + F.when(F.col(column) >= edge, 1).otherwise(0)
-    labels = [f"{a}-{b - 1}" for a, b in pairwise(edges)] + [f"{edges[-1]}+"]
-    counted = {
-        row["bucket"]: row
-        for row in rows_as_dicts(
-            model_df.where(F.col(column).isNotNull())
-            .groupBy(bucket.alias("bucket"))
-            .agg(F.count(F.lit(1)).alias("rows"), F.avg(flag_column).alias("rate"))
+    def rate_by_bucket(self, column: str, edges: Sequence[int], flag_column: str) -> ChartBatch:
+        """Invoices and the mean of a 0/1 flag per bucket of `column` ([edge_i, edge_i+1) buckets)."""
+        bucket = F.lit(0)
+        for edge in edges[1:]:
+            bucket = bucket + F.when(F.col(column) >= edge, 1).otherwise(0)
+        labels = [f"{a}-{b - 1}" for a, b in pairwise(edges)] + [f"{edges[-1]}+"]
+
+        def draw(counted: list[dict[str, Any]]) -> None:
+            bar_chart(
+                [labels[row["bucket"]] for row in counted],
+                [row["rows"] for row in counted],
+                f"invoices and mean {flag_column} by {column}",
+                column,
+                "invoices",
+                secondary=[row["mean"] for row in counted],
+                secondary_label=f"mean {flag_column}",
+            )
+
+        chart = _Chart(F.when(F.col(column).isNotNull(), bucket), F.col(flag_column), draw)
+        self._pending.append(lambda: chart)
+        return self
+
+    def monthly(self, date_column: str, title: str, flag_column: str | None = None) -> ChartBatch:
+        """Rows per calendar month of `date_column`, with the mean of `flag_column` as a line when given."""
+
+        def draw(counted: list[dict[str, Any]]) -> None:
+            bar_chart(
+                [f"{row['bucket'] // 12:04d}-{row['bucket'] % 12 + 1:02d}" for row in counted],
+                [row["rows"] for row in counted],
+                title,
+                "month",
+                "rows",
+                secondary=[row["mean"] for row in counted] if flag_column else None,
+                secondary_label=f"mean {flag_column}" if flag_column else "",
+            )
+
+        value = F.col(flag_column) if flag_column else None
+        month_number = F.year(F.col(date_column)) * 12 + F.month(F.col(date_column)) - 1  # counts as a number
+        chart = _Chart(month_number, value, draw)
+        self._pending.append(lambda: chart)
+        return self
+
+    def draw(self) -> None:
+        """Count the buckets of every chart added since the last draw in one aggregation, and draw them."""
+        missing = [column for column in dict.fromkeys(self._histogram_columns) if column not in self.profile]
+        if missing:
+            self.profile.update(by_column(quality.column_profile(self.model_df.select(*missing))))
+        charts = [resolve() for resolve in self._pending]
+        self._pending, self._histogram_columns = [], []
+        counted = self._count(charts)
+        for index, chart in enumerate(charts):
+            rows = sorted(counted.get(index, []), key=lambda row: row["bucket"])
+            chart.draw(rows)
+
+    def _count(self, charts: list[_Chart]) -> dict[int, list[dict[str, Any]]]:
+        """Rows and mean value per (chart, bucket), from one group-by over the model."""
+        entries = [
+            F.struct(
+                F.lit(index).alias("chart"),
+                chart.bucket.cast("bigint").alias("bucket"),
+                (F.lit(None) if chart.value is None else chart.value).cast("double").alias("value"),
+            )
+            for index, chart in enumerate(charts)
+            if chart.bucket is not None
+        ]
+        if not entries:
+            return {}
+        counted_df = (
+            self.model_df.select(F.explode(F.array(*entries)).alias("entry"))
+            .select("entry.*")
+            .where(F.col("bucket").isNotNull())
+            .groupBy("chart", "bucket")
+            .agg(F.count(F.lit(1)).alias("rows"), F.avg("value").alias("mean"))
         )
-    }
-    shown = [index for index in range(len(labels)) if index in counted]
-    bar_chart(
-        [labels[index] for index in shown],
-        [counted[index]["rows"] for index in shown],
-        f"invoices and mean {flag_column} by {column}",
-        column,
-        "invoices",
-        secondary=[counted[index]["rate"] for index in shown],
-        secondary_label=f"mean {flag_column}",
-    )
+        by_chart: dict[int, list[dict[str, Any]]] = {}
+        for row in rows_as_dicts(counted_df, limit=self.MAX_BUCKETS):
+            by_chart.setdefault(row["chart"], []).append(row)
+        return by_chart
+
+    def _histogram(self, column: str, bins: int) -> _Chart:
+        bounds = self.profile[column]
+        if bounds["min"] is None:
+            return _Chart(None, None, lambda counted: chart_counts({}, f"{column}: no known values", column))
+        low, high = float(bounds["min"]), float(bounds["max"])
+        width = (high - low) / bins or 1.0
+        bin_number = F.floor((F.col(column).cast("double") - F.lit(low)) / F.lit(width))
+        bucket = F.when(F.col(column).isNotNull(), F.least(bin_number, F.lit(bins - 1)))  # least() skips nulls
+
+        def draw(counted: list[dict[str, Any]]) -> None:
+            labels = [f"{low + row['bucket'] * width:,.0f}" for row in counted]
+            title = f"{column}: distribution ({bounds['null']:,} unknown)"
+            bar_chart(labels, [row["rows"] for row in counted], title, f"{column} (bin start)", "invoices")
+
+        return _Chart(bucket, None, draw)
+
+
+def by_column(profile: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A profile's rows keyed by column name."""
+    return {row["column"]: row for row in profile}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_etl.extract import EXTRACTS
@@ -68,17 +69,21 @@ def publish_metrics(metrics: dict[str, Any]) -> None:
     display({METRICS_MIME_TYPE: metrics, "text/plain": json.dumps(metrics, indent=1)}, raw=True)
 
 
-def column_profile(df: DataFrame) -> list[dict[str, Any]]:
-    """Per column: non-null count, null count, min and max, in one aggregation pass."""
+def profile_aggregates(columns: Sequence[str]) -> list[Column]:
+    """The aggregates of a column profile: rows, then non-null count, minimum and maximum per column. Usable in
+    `agg` or in `observe`, where a model's write computes its profile in the same pass."""
     aggregations = [F.count(F.lit(1)).alias("__rows")]
-    for name in df.columns:
+    for name in columns:
         aggregations += [
             F.count(F.col(name)).alias(f"{name}__non_null"),
             F.min(F.col(name)).cast("string").alias(f"{name}__min"),
             F.max(F.col(name)).cast("string").alias(f"{name}__max"),
         ]
-    summary = df.agg(*aggregations).first()
-    assert summary is not None
+    return aggregations
+
+
+def profile_rows(summary: Mapping[str, Any], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per column (non-null, null, min, max) from the values of `profile_aggregates`."""
     rows = int(summary["__rows"])
     return [
         {
@@ -88,5 +93,12 @@ def column_profile(df: DataFrame) -> list[dict[str, Any]]:
             "min": summary[f"{name}__min"],
             "max": summary[f"{name}__max"],
         }
-        for name in df.columns
+        for name in columns
     ]
+
+
+def column_profile(df: DataFrame) -> list[dict[str, Any]]:
+    """Per column: non-null count, null count, min and max, in one aggregation pass."""
+    summary = df.agg(*profile_aggregates(df.columns)).first()
+    assert summary is not None
+    return profile_rows(summary.asDict(), df.columns)
