@@ -47,3 +47,11 @@ def test_a_second_stage_in_the_same_process_gets_a_sibling_session(spark: SparkS
         assert SparkSession.builder.getOrCreate() is sibling
     finally:
         session.make_current(spark)  # the suite's session, as before
+
+
+def test_a_jvm_the_project_starts_uses_the_parallel_collector_and_its_log_settings(spark: SparkSession) -> None:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    collectors = {bean.getName() for bean in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()}
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}  # the Parallel collector's two generations
+    assert jvm.System.getProperty("log4j2.configurationFile") == f"file:{session.LOG_CONFIG}"

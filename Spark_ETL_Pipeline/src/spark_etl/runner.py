@@ -18,7 +18,7 @@ from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from spark_etl.quality import METRICS_MIME_TYPE
-from spark_etl.session import prepare_jvm_launch
+from spark_etl.session import driver_java_options, prepare_jvm_launch
 
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = PACKAGE_SOURCE_DIR.parent.parent
@@ -61,8 +61,7 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
 
     launch_conf = dict(conf)
     prepare_jvm_launch(launch_conf.get("spark.master", "local[*]"))
-    log_config = Path(__file__).resolve().parent / "log4j2.properties"
-    launch_conf.setdefault("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
+    launch_conf.setdefault("spark.driver.extraJavaOptions", driver_java_options())
     gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
     try:
         parameters = gateway.gateway_parameters

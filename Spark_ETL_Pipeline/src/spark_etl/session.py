@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -32,6 +33,18 @@ DEFAULT_CONF: dict[str, str] = {
 
 
 SUPPORTED_JAVA = ("11", "17")
+
+LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
+
+
+def driver_java_options() -> str:
+    """JVM options for a driver this process starts, unless the run sets spark.driver.extraJavaOptions itself.
+
+    The project's log4j2 settings (Spark's own log at WARN), and the Parallel collector: a batch job wants
+    throughput, not G1's short pauses; docs/scaling.md has the run times with each. A cluster's executors keep
+    the collector the cluster sets.
+    """
+    return f"-XX:+UseParallelGC -Dlog4j2.configurationFile=file:{LOG_CONFIG}"
 
 
 def java_major_version(java_home: str | None) -> str | None:
@@ -98,6 +111,8 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
         prepare_jvm_launch(master)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # this process starts the JVM
+        settings.setdefault("spark.driver.extraJavaOptions", driver_java_options())
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
