@@ -118,3 +118,13 @@ def test_a_batch_without_a_profile_finds_the_histogram_bounds_itself(
     model_df = session.createDataFrame([(1.0,), (2.0,), (3.0,), (4.0,)], "item_count double")
     profiles.ChartBatch(model_df).histogram("item_count", bins=3).draw()
     assert drawn == [{"title": "item_count: distribution (0 unknown)", "labels": ["1", "2", "3"], "values": [1, 1, 2]}]
+
+
+def test_a_batch_with_more_buckets_than_it_can_draw_refuses(
+    session: SparkSession, drawn: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(profiles.ChartBatch, "MAX_BUCKETS", 3)
+    model_df = session.createDataFrame([(1.0,), (2.0,), (3.0,), (4.0,)], "item_count double")
+    with pytest.raises(ValueError, match="more than 3 buckets"):
+        profiles.ChartBatch(model_df).histogram("item_count", bins=4).draw()
+    assert drawn == []

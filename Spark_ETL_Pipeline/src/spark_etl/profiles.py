@@ -170,7 +170,8 @@ class ChartBatch:
             )
 
         value = F.col(flag_column) if flag_column else None
-        month_number = F.year(F.col(date_column)) * 12 + F.month(F.col(date_column)) - 1  # counts as a number
+        # a month as one number (year * 12 + month - 1), so every chart's buckets group and sort alike
+        month_number = F.year(F.col(date_column)) * 12 + F.month(F.col(date_column)) - 1
         chart = _Chart(month_number, value, draw)
         self._pending.append(lambda: chart)
         return self
@@ -207,8 +208,11 @@ class ChartBatch:
             .groupBy("chart", "bucket")
             .agg(F.count(F.lit(1)).alias("rows"), F.avg("value").alias("mean"))
         )
+        counted_rows = rows_as_dicts(counted_df, limit=self.MAX_BUCKETS + 1)
+        if len(counted_rows) > self.MAX_BUCKETS:  # a chart would be cut short: refuse rather than mislead
+            raise ValueError(f"the charts have more than {self.MAX_BUCKETS} buckets in all; chart fewer at once")
         by_chart: dict[int, list[dict[str, Any]]] = {}
-        for row in rows_as_dicts(counted_df, limit=self.MAX_BUCKETS):
+        for row in counted_rows:
             by_chart.setdefault(row["chart"], []).append(row)
         return by_chart
 
