@@ -107,9 +107,11 @@ class ReportRenderer:
     def __exit__(self, *exc_info: object) -> None:
         self._pool.shutdown(wait=True)
 
+    def _html_path(self, executed_path: Path) -> Path:
+        return self.reports_dir / f"{executed_path.stem}.html"
+
     def submit(self, executed_path: Path) -> None:
-        html_path = self.reports_dir / f"{executed_path.stem}.html"
-        self._pending[executed_path] = self._pool.submit(render_notebook, executed_path, html_path)
+        self._pending[executed_path] = self._pool.submit(render_notebook, executed_path, self._html_path(executed_path))
 
     def finish(self, executed_dir: Path, summary: dict[str, Any]) -> Path:
         """Wait for the renders (raising the first failure), render the executed copies no stage handed in,
@@ -118,5 +120,5 @@ class ReportRenderer:
             future.result()
         for executed_path in sorted(executed_dir.glob("*.ipynb")):
             if executed_path not in self._pending:
-                render_notebook(executed_path, self.reports_dir / f"{executed_path.stem}.html")
+                render_notebook(executed_path, self._html_path(executed_path))
         return write_index(self.reports_dir, summary)

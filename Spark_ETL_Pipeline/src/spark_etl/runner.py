@@ -54,13 +54,13 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
     """Start Spark's JVM once and yield the variables a kernel needs to attach to it.
 
     PySpark connects to an existing gateway when PYSPARK_GATEWAY_PORT and PYSPARK_GATEWAY_SECRET are set (as
-    under spark-submit), so a kernel creates its SparkContext on a warm JVM instead of starting its own.
+    under spark-submit), so a kernel creates its SparkContext on a warm JVM instead of starting its own. The
+    environment must be prepared first (`session.prepare_jvm_launch`), as `shared_kernel` does.
     """
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway
 
     launch_conf = dict(conf)
-    prepare_jvm_launch(launch_conf.get("spark.master", "local[*]"))
     launch_conf.setdefault("spark.driver.extraJavaOptions", driver_java_options())
     gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
     try:

@@ -107,12 +107,11 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
                 spark.conf.set(key, value)
         make_current(spark)  # so no code of this stage reaches the previous stage's session by accident
         return spark
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # this process starts the JVM
         prepare_jvm_launch(master)
+        settings.setdefault("spark.driver.extraJavaOptions", driver_java_options())
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # this process starts the JVM
-        settings.setdefault("spark.driver.extraJavaOptions", driver_java_options())
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
