@@ -2,13 +2,15 @@
 
 Why: on 2 cores the JIT compilers compete with the query threads for the same CPUs, and a run's wall time
 alone cannot show it. This samples /proc/<pid>/task/*/stat of every java process under the command (Linux
-only) and prints, when the command ends, the CPU time of each thread kind (thread names with their numbers
-folded, so the compiler threads, py4j's request threads, the executor's task threads and so on each sum up).
+only) and prints, when the command ends, the CPU time of each thread kind. Linux keeps only the first 15
+characters of a thread's name (`C2 CompilerThre`, `Executor task l`, `Thread-12`), so threads whose names
+share those characters sum together, and the numbers left in them are folded (`Thread-N`, `GC Thread#N`).
 
     .venv/bin/python benchmarks/jvm_threads.py -- .venv/bin/python Spark_ETL_Pipeline/src/Spark_ETL_Pipeline.py \\
         --extracts DIR --output /tmp/out/out.csv --quiet
 
-A thread that lives and dies between two samples is missed, so the sums err low.
+The sums err low: a thread that lives and dies between two samples is missed, and each thread's CPU after
+its last sample (up to SAMPLE_SECONDS) is lost. The sampling itself takes a little CPU on the same cores.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
 
 
 def thread_kind(name: str) -> str:
-    """Fold a thread's numbers (`C2 CompilerThread0`, `Executor task launch worker for task 3.0`) into its kind;
-    the 1 and 2 of the compilers' C1 and C2 stay."""
+    """Fold the numbers in a thread's (15-character) name into its kind: `Thread-12` and `GC Thread#1` become
+    `Thread-N` and `GC Thread#N`; the 1 and 2 of `C1 CompilerThre` and `C2 CompilerThre` stay."""
     return re.sub(r"(?<!C)[0-9]+(\.[0-9]+)?", "N", name)
 
 
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(by_kind.values())
     print(f"wall {seconds:.1f} s; JVM threads {total:.1f} CPU s; exit status {returncode}", file=sys.stderr)
     for kind, cpu in sorted(by_kind.items(), key=lambda item: -item[1])[: options.top]:
-        print(f"{cpu:8.1f} CPU s  {cpu / total:4.0%}  {kind}", file=sys.stderr)
+        share = cpu / total if total > 0 else 0.0
+        print(f"{cpu:8.1f} CPU s  {share:4.0%}  {kind}", file=sys.stderr)
     return returncode
 
 
