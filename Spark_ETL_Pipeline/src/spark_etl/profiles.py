@@ -124,13 +124,12 @@ class ChartBatch:
     def __init__(self, model_df: DataFrame, profile: dict[str, dict[str, Any]] | None = None) -> None:
         self.model_df = model_df
         self.profile = dict(profile or {})
-        self._histogram_columns: list[str] = []
-        self._pending: list[Callable[[], _Chart]] = []  # resolved at draw(), once histogram bounds are known
+        # a histogram waits as (column, bins) until draw(), when its column's bounds are known
+        self._pending: list[_Chart | tuple[str, int]] = []
 
     def histogram(self, column: str, bins: int = 20) -> ChartBatch:
         """Distribution of a numeric column in equal-width bins; empty values counted apart (in the title)."""
-        self._histogram_columns.append(column)
-        self._pending.append(lambda: self._histogram(column, bins))
+        self._pending.append((column, bins))
         return self
 
     def rate_by_bucket(self, column: str, edges: Sequence[int], flag_column: str) -> ChartBatch:
@@ -151,8 +150,7 @@ class ChartBatch:
                 secondary_label=f"mean {flag_column}",
             )
 
-        chart = _Chart(F.when(F.col(column).isNotNull(), bucket), F.col(flag_column), draw)
-        self._pending.append(lambda: chart)
+        self._pending.append(_Chart(F.when(F.col(column).isNotNull(), bucket), F.col(flag_column), draw))
         return self
 
     def monthly(self, date_column: str, title: str, flag_column: str | None = None) -> ChartBatch:
@@ -172,17 +170,17 @@ class ChartBatch:
         value = F.col(flag_column) if flag_column else None
         # a month as one number (year * 12 + month - 1), so every chart's buckets group and sort alike
         month_number = F.year(F.col(date_column)) * 12 + F.month(F.col(date_column)) - 1
-        chart = _Chart(month_number, value, draw)
-        self._pending.append(lambda: chart)
+        self._pending.append(_Chart(month_number, value, draw))
         return self
 
     def draw(self) -> None:
         """Count the buckets of every chart added since the last draw in one aggregation, and draw them."""
-        missing = [column for column in dict.fromkeys(self._histogram_columns) if column not in self.profile]
+        histogram_columns = [entry[0] for entry in self._pending if isinstance(entry, tuple)]
+        missing = [column for column in dict.fromkeys(histogram_columns) if column not in self.profile]
         if missing:
             self.profile.update(by_column(quality.column_profile(self.model_df.select(*missing))))
-        charts = [resolve() for resolve in self._pending]
-        self._pending, self._histogram_columns = [], []
+        charts = [self._histogram(*entry) if isinstance(entry, tuple) else entry for entry in self._pending]
+        self._pending = []
         counted = self._count(charts)
         for index, chart in enumerate(charts):
             rows = sorted(counted.get(index, []), key=lambda row: row["bucket"])

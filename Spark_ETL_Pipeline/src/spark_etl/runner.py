@@ -168,14 +168,17 @@ def execute_notebook(
         )
     except papermill.PapermillExecutionError as error:
         # the cell's position in the executed copy; execution counts run on across the stages of a shared kernel
-        first_line = (str(error.evalue).strip().splitlines() or [""])[0]
-        raise NotebookError(notebook, error.cell_index + 1, error.ename, first_line) from None
+        raise NotebookError(notebook, error.cell_index + 1, error.ename, first_line(str(error.evalue))) from None
     except (DeadKernelError, CellTimeoutError, TimeoutError, RuntimeError) as error:
         # the kernel died, hung or could not be reached: no cell to blame, still a one-line failure
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        raise NotebookError(notebook, None, type(error).__name__, first_line) from None
+        raise NotebookError(notebook, None, type(error).__name__, first_line(str(error))) from None
     seconds = time.perf_counter() - started
     return NotebookRun(notebook, executed_path, seconds, stage_metrics(executed_path))
+
+
+def first_line(text: str) -> str:
+    """An error's first line, for the run's one-line failure message."""
+    return (text.strip().splitlines() or [""])[0]
 
 
 def quiet_papermill() -> None:
