@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
@@ -15,6 +18,36 @@ from spark_etl.session import spark_session
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REAL_EXTRACTS_DIR = PROJECT_DIR.parent / "shared" / "data_extracts"
+
+
+ENTRY_SCRIPT = PROJECT_DIR / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
+NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
+
+
+def run_pipeline(
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The entry script in a process of its own, as a scheduler runs it."""
+    environment = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ENTRY_SCRIPT), *args],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_notebooks_clean(output_dir: Path) -> None:
+    """Each executed notebook is kept, is valid nbformat and holds no error output."""
+    for name in NOTEBOOKS:
+        notebook = nbformat.read(output_dir / "notebooks" / name, as_version=4)
+        nbformat.validate(notebook)
+        errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        assert errors == [], name
+        assert any(o.get("output_type") == "display_data" for cell in notebook.cells for o in cell.get("outputs", []))
 
 
 @pytest.fixture(scope="session")

@@ -7,46 +7,19 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import nbformat
 import pytest
 
 import reference_contract
-from conftest import PROJECT_DIR
+from conftest import NOTEBOOKS, PROJECT_DIR, assert_notebooks_clean, run_pipeline
 from contract_compare import assert_run_matches_reference
 from spark_etl import cluster
 from spark_etl.generate import generate
 
 pytestmark = pytest.mark.e2e
-ENTRY_SCRIPT = PROJECT_DIR / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
-NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
-
-
-def run_pipeline(*args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
-    return subprocess.run(
-        [sys.executable, str(ENTRY_SCRIPT), *args],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
-def assert_notebooks_clean(output_dir: Path) -> None:
-    """Each executed notebook is kept, is valid nbformat and holds no error output."""
-    for name in NOTEBOOKS:
-        notebook = nbformat.read(output_dir / "notebooks" / name, as_version=4)
-        nbformat.validate(notebook)
-        errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        assert errors == [], name
-        assert any(o.get("output_type") == "display_data" for cell in notebook.cells for o in cell.get("outputs", []))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from spark_etl import filesystem
+from spark_etl import filesystem, observations
 
 
 def model_path(warehouse_dir: str, layer: str, model_name: str) -> str:
@@ -35,7 +35,12 @@ def write_parquet(df: DataFrame, path: str) -> int:
     finally:
         if filesystem.exists(spark, staging_path):
             filesystem.delete(spark, staging_path)
-    return int(observation.get["rows"])
+    return observed_rows(spark, observation, df)
+
+
+def observed_rows(spark: SparkSession, observation: Observation, df: DataFrame) -> int:
+    """Rows counted while the write ran; counted again only if adaptive execution left the count out."""
+    return int(observations.observed_or(spark, observation, lambda: {"rows": df.count()})["rows"])
 
 
 def read_parquet(spark: SparkSession, path: str) -> DataFrame:
@@ -64,7 +69,7 @@ def write_single_csv(df: DataFrame, path: str, sort_columns: list[str]) -> int:
     finally:
         if filesystem.exists(spark, staging_dir):
             filesystem.delete(spark, staging_dir)
-    return int(observation.get["rows"])
+    return observed_rows(spark, observation, df)
 
 
 FEATURE_COLUMNS = (

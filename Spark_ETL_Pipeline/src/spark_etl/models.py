@@ -11,7 +11,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import load, quality
+from spark_etl import load, observations, quality
 
 LAYERS = ("staging", "intermediate", "marts")
 
@@ -95,7 +95,15 @@ class Stage:
         rows = load.write_parquet(model_df, path)
         stored_df = load.read_parquet(self.spark, path)
         stored_df.createOrReplaceTempView(model_name)
-        profile_rows = None if observation is None else quality.profile_rows(observation.get, model_df.columns)
+        profile_rows = None
+        if observation is not None:
+            summary = observations.observed(self.spark, observation)
+            # adaptive execution may prune an empty model's observed node: profile the stored copy instead
+            profile_rows = (
+                quality.column_profile(stored_df)
+                if summary is None
+                else quality.profile_rows(summary, model_df.columns)
+            )
         self._record(ModelRun(self.layer, model_name, rows, time.perf_counter() - started, path, profile_rows))
         return stored_df
 

@@ -1,0 +1,82 @@
+"""Header-only extracts (a day with no invoices, an empty delta): every combination finishes, and gives exactly
+what the reference gives. A run once waited for ever on a row count that no query would fill."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import reference_contract
+from conftest import assert_notebooks_clean, run_pipeline
+from contract_compare import assert_run_matches_reference
+from spark_etl import cli, extract, runner
+from spark_etl.generate import generate
+
+pytestmark = pytest.mark.e2e
+TABLES = [spec.table_name for spec in extract.EXTRACTS]
+
+
+@pytest.fixture(scope="module")
+def small_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("small_extracts")
+    generate(folder, seed=5, scale=0.03, unpaid_rate=0.2, bad_rows=12)
+    return folder
+
+
+def extracts_with_empty(source: Path, target: Path, empty_tables: list[str]) -> Path:
+    """A copy of `source` where each of `empty_tables` keeps only its header line."""
+    target.mkdir()
+    for spec in extract.EXTRACTS:
+        text = (source / spec.file_name).read_text(encoding="utf-8")
+        if spec.table_name in empty_tables:
+            text = text.splitlines(keepends=True)[0]
+        (target / spec.file_name).write_text(text, encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[runner.SharedKernel]:
+    """One kernel and JVM for every case, as one run of the entry script has."""
+    with runner.shared_kernel({"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"}) as shared:
+        yield shared
+
+
+@pytest.mark.parametrize("empty_table", TABLES)
+def test_one_header_only_table_gives_what_the_reference_gives(
+    empty_table: str, small_extracts: Path, kernel: runner.SharedKernel, tmp_path: Path
+) -> None:
+    extracts = extracts_with_empty(small_extracts, tmp_path / "extracts", [empty_table])
+    options = cli.parse_options(["--extracts", str(extracts), "--output", str(tmp_path / "out" / "features.csv")])
+    paths = cli.run_paths(options)
+    paths.executed_notebooks.mkdir(parents=True)
+    paths.pending.mkdir()
+    parameters = cli.stage_parameters(options, paths)
+    runs = [
+        runner.execute_notebook(name, paths.executed_notebooks, parameters[name], kernel=kernel)
+        for name in runner.STAGE_NOTEBOOKS
+    ]
+    cli.publish(paths, cli.run_summary(options, runs, 0.0))
+
+    expected = reference_contract.compute(extracts)
+    assert expected.counts[empty_table].read == 0
+    assert_run_matches_reference(paths.output_dir, "features.csv", expected)
+
+
+def test_all_four_header_only_give_a_header_only_csv_and_zeros(small_extracts: Path, tmp_path: Path) -> None:
+    extracts = extracts_with_empty(small_extracts, tmp_path / "extracts", TABLES)
+    output = tmp_path / "out" / "features.csv"
+    result = run_pipeline("--extracts", str(extracts), "--output", str(output), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert output.read_text(encoding="utf-8") == (
+        "inv_id,acct_id,inv_total,inv_items,acct_age,num_inv_120d,cum_tot_inv_acct,is_late\n"
+    )
+    assert (output.parent / "rejects.csv").read_text(encoding="utf-8") == "table_name,reject_reason,source_record\n"
+    summary = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
+    zeros = {"read": 0, "kept": 0, "collapsed": 0, "rejected": 0}
+    assert summary["tables"] == dict.fromkeys(sorted(TABLES), zeros)
+    assert (summary["output_rows"], summary["rejects_total"], summary["as_of"]) == (0, 0, None)
+    assert_notebooks_clean(output.parent)
+    assert result.stderr.splitlines()[-1].startswith("done: 0 invoices")
