@@ -9,10 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
+from pyspark.sql import functions as F
 
 from conftest import jobs_in_group
-from spark_etl import extract, load
+from spark_etl import extract, load, observations
 
 ACCOUNTS = extract.EXTRACTS[0]
 
@@ -172,6 +173,15 @@ def test_rows_read_are_observed_during_the_first_scan(spark: SparkSession, tmp_p
     observations = extract.register_extracts(spark, str(tmp_path))
     spark.table("raw_invoices").write.mode("overwrite").format("noop").save()
     assert observations["invoices"].get == {"rows": 2}
+
+
+def test_an_observation_is_read_without_waiting_for_a_query_that_never_ran(spark: SparkSession) -> None:
+    observation = Observation("rows_of_three")
+    assert observations.observed(spark, observation) is None  # attached to nothing
+    observed_df = spark.range(3).observe(observation, F.count(F.lit(1)).alias("rows"))
+    assert observations.observed(spark, observation) is None  # attached, not run
+    observed_df.write.mode("overwrite").format("noop").save()
+    assert observations.observed(spark, observation) == {"rows": 3}
 
 
 def test_single_csv_is_sorted_numerically_with_two_decimals_and_empty_unknowns(
