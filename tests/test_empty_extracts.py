@@ -12,7 +12,7 @@ import pytest
 import reference_contract
 from conftest import assert_notebooks_clean, run_pipeline
 from contract_compare import assert_run_matches_reference
-from spark_etl import cli, extract, runner
+from spark_etl import cli, extract, run_files, runner
 from spark_etl.generate import generate
 
 pytestmark = pytest.mark.e2e
@@ -51,14 +51,14 @@ def test_one_header_only_table_gives_what_the_reference_gives(
     extracts = extracts_with_empty(small_extracts, tmp_path / "extracts", [empty_table])
     options = cli.parse_options(["--extracts", str(extracts), "--output", str(tmp_path / "out" / "features.csv")])
     paths = cli.run_paths(options)
-    paths.executed_notebooks.mkdir(parents=True)
-    paths.pending.mkdir()
+    paths.output_dir.mkdir(parents=True)
+    run_files.start(paths)
     parameters = cli.stage_parameters(options, paths)
     runs = [
         runner.execute_notebook(name, paths.executed_notebooks, parameters[name], kernel=kernel)
         for name in runner.STAGE_NOTEBOOKS
     ]
-    cli.publish(paths, cli.run_summary(options, runs, 0.0))
+    run_files.publish(paths, ["features.csv", "rejects.csv"], cli.run_summary(options, runs, 0.0))
 
     expected = reference_contract.compute(extracts)
     assert expected.counts[empty_table].read == 0

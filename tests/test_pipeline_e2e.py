@@ -56,10 +56,12 @@ def test_a_run_leaves_its_files_and_nothing_else(messy_run: Run) -> None:
     output_dir = messy_run.output.parent
     leftovers = sorted(p.name for p in output_dir.iterdir())
     assert leftovers == [
+        "_run.lock",
         "features.csv",
         "notebooks",
         "rejects.csv",
         "reports",
+        "run.log",
         "run_summary.json",
         "warehouse",
     ]
@@ -129,9 +131,12 @@ def test_missing_extract_stops_with_status_2_and_writes_nothing(messy_extracts: 
     assert f"{extracts}/invoices.csv: file not found" in error_lines[0]
     assert "01_staging.ipynb, cell" in error_lines[0]
     assert not output.exists()
-    # the failed notebook and its report stay, as evidence
-    assert sorted(p.name for p in output.parent.iterdir()) == ["notebooks", "reports"]
-    assert "failed" in (output.parent / "reports" / "index.html").read_text(encoding="utf-8")
+    # the failed notebook, its report and the run's log stay, as evidence, in the folder the error line names
+    assert sorted(p.name for p in output.parent.iterdir()) == ["_run.lock", "failed_runs"]
+    (failed,) = (output.parent / "failed_runs").iterdir()
+    assert error_lines[0].endswith(f"(notebooks, reports and log: {failed})")
+    assert sorted(p.name for p in failed.iterdir()) == ["notebooks", "reports", "run.log"]
+    assert "failed" in (failed / "reports" / "index.html").read_text(encoding="utf-8")
 
 
 def test_missing_column_stops_with_status_2_naming_file_and_column(messy_extracts: Path, tmp_path: Path) -> None:

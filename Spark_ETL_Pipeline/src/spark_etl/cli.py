@@ -7,15 +7,13 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import signal
 import sys
-import tempfile
 import time
-import uuid
-from dataclasses import dataclass
+import traceback
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, TextIO
 
 import pyspark
 
@@ -25,12 +23,15 @@ import pyspark
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import spark_etl  # noqa: E402
-from spark_etl import filesystem, reports, runner  # noqa: E402
+from spark_etl import filesystem, reports, run_files, runner  # noqa: E402
 from spark_etl.models import parse_as_of  # noqa: E402
+from spark_etl.run_files import RunPaths  # noqa: E402
+from spark_etl.session import SECRET_CONF_ENV, redact_text, redacted_settings, secret_settings  # noqa: E402
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError"}
+BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError", "WarehouseError"}
+DEFAULT_MASTER = "local[*]"
 
 
 def parse_options(argv: list[str] | None) -> argparse.Namespace:
@@ -58,7 +59,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         metavar="YYYY-MM-DD",
         help="date unpaid invoices are judged at (default: the latest issue or payment date in the data)",
     )
-    parser.add_argument("--master", default="local[*]", metavar="URL", help="Spark master (default: local[*])")
+    parser.add_argument("--master", default=DEFAULT_MASTER, metavar="URL", help="Spark master (default: local[*])")
     parser.add_argument(
         "--conf",
         action="append",
@@ -91,15 +92,6 @@ def spark_conf(options: argparse.Namespace) -> dict[str, str]:
     return conf
 
 
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write beside the target, then move into place, so a reader never sees half a file."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
-
-
 def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float) -> dict[str, Any]:
     staging, intermediate, marts = (run.metrics for run in runs)
     return {
@@ -128,58 +120,90 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
     }
 
 
-def log(options: argparse.Namespace, line: str) -> None:
-    if not options.quiet:
-        print(line, file=sys.stderr, flush=True)
+class Console:
+    """The run's own lines: on the terminal (errors always, the rest unless --quiet) and in the run's log, with
+    every secret value redacted."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.terminal: TextIO = sys.stderr
+        self.secret_values: list[str] = []
+
+    def line(self, text: str, is_error: bool = False) -> None:
+        text = redact_text(text, self.secret_values)
+        if is_error or not self.quiet:
+            print(text, file=self.terminal, flush=True)
+        if self.terminal is not sys.stderr:  # stderr is the run's log while the run runs
+            self.detail(text + "\n")
+
+    def detail(self, text: str) -> None:
+        """Into the run's log only; a log that cannot be written (a full disk) must not hide the run's error."""
+        with contextlib.suppress(OSError):
+            sys.stderr.write(redact_text(text, self.secret_values))
+            sys.stderr.flush()
 
 
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM (a scheduler cancelling the run) into SystemExit, so temporary files are cleaned up."""
+class RunFailedError(Exception):
+    """A run that cannot go on: one line for the terminal, and the exit status."""
 
-    def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
-    signal.signal(signal.SIGTERM, handler)
 
+class Termination:
+    """SIGTERM (a scheduler cancelling the run) interrupts the running cell, so the executed notebook shows where
+    the run stopped; outside a cell it stops the run at once. Either way the run's files are kept as a failed
+    run's."""
 
-@dataclass(frozen=True)
-class RunPaths:
-    """Where a run reads and writes; local paths made absolute, as the kernels run in notebooks/."""
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self.kernel: runner.SharedKernel | None = None
 
-    extracts: str
-    warehouse: str
-    output: Path
-    pending: Path  # the run's files wait here until every stage has succeeded
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
 
-    @property
-    def output_dir(self) -> Path:
-        return self.output.parent
+    def _handle(self, signal_number: int, frame: FrameType | None) -> None:
+        self.signal_number = signal_number
+        if self.kernel is not None and self.kernel.manager.has_kernel:
+            self.kernel.manager.interrupt_kernel()
+        else:
+            raise SystemExit(128 + signal_number)
 
-    @property
-    def executed_notebooks(self) -> Path:
-        return self.output_dir / "notebooks"
+    def check(self) -> None:
+        """Stop between stages once a signal came while no cell was running."""
+        if self.signal_number is not None:
+            raise SystemExit(128 + self.signal_number)
 
-    @property
-    def reports(self) -> Path:
-        return self.output_dir / "reports"
+    def failure(self, where: str) -> RunFailedError:
+        assert self.signal_number is not None
+        name = signal.Signals(self.signal_number).name
+        return RunFailedError(f"stopped by {name}{where}", 128 + self.signal_number)
 
 
 def run_paths(options: argparse.Namespace) -> RunPaths:
     output = Path(options.output).absolute()
     warehouse = options.warehouse or str(output.parent / "warehouse")
     return RunPaths(
+        run_id=run_files.new_run_id(),
         extracts=filesystem.qualify(options.extracts),
         warehouse=filesystem.qualify(warehouse),
         output=output,
-        pending=output.parent / f"_tmp_run_{uuid.uuid4().hex[:12]}",
     )
 
 
-def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, dict[str, Any]]:
-    """What each notebook's parameters cell receives."""
-    common = {"master": options.master, "spark_conf": spark_conf(options), "warehouse_dir": paths.warehouse}
+def stage_parameters(
+    options: argparse.Namespace, paths: RunPaths, dead_run_ids: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What each notebook's parameters cell receives. Secret settings are shown redacted: the kernels take their
+    values from the environment (session.with_secrets), so they are never written into a notebook."""
+    common = {
+        "master": options.master,
+        "spark_conf": redacted_settings(spark_conf(options)),
+        "warehouse_dir": paths.warehouse,
+    }
     return {
-        "01_staging.ipynb": {**common, "extracts_dir": paths.extracts},
+        "01_staging.ipynb": {**common, "extracts_dir": paths.extracts, "dead_run_ids": dead_run_ids or []},
         "02_intermediate.ipynb": {**common, "as_of": options.as_of or ""},
         "03_marts.ipynb": {
             **common,
@@ -190,63 +214,152 @@ def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, 
 
 
 def run_stages(
-    options: argparse.Namespace, paths: RunPaths, renderer: reports.ReportRenderer
+    options: argparse.Namespace,
+    paths: RunPaths,
+    renderer: reports.ReportRenderer,
+    console: Console,
+    termination: Termination,
+    dead_runs: list[Path],
 ) -> list[runner.NotebookRun]:
     """The stage notebooks in order, in one kernel on one JVM, one log line per notebook and per model; each
-    finished notebook's report is rendered while the next one runs."""
-    parameters = stage_parameters(options, paths)
+    finished notebook's report is rendered while the next one runs. The staging notebook removes what dead runs
+    left in the warehouse; their folders here go once it has."""
+    parameters = stage_parameters(options, paths, run_files.run_ids(dead_runs))
     runs = []
     with contextlib.ExitStack() as shared:
         kernel = None if options.separate_jvms else shared.enter_context(runner.shared_kernel(spark_conf(options)))
-        for notebook in runner.STAGE_NOTEBOOKS:
-            run = runner.execute_notebook(notebook, paths.executed_notebooks, parameters[notebook], kernel=kernel)
-            runs.append(run)
-            renderer.submit(run.executed_path)
-            log(options, f"{notebook:<24} {run.seconds:7.2f} s")
-            for model in run.metrics["models"]:
-                rows = "-" if model["rows"] is None else f"{model['rows']:,}"
-                log(options, f"  {model['model']:<32} rows={rows:>12} {model['seconds']:7.2f} s")
+        termination.kernel = kernel
+        try:
+            for notebook in runner.STAGE_NOTEBOOKS:
+                termination.check()
+                run = runner.execute_notebook(notebook, paths.executed_notebooks, parameters[notebook], kernel=kernel)
+                run_files.redact_files([run.executed_path], console.secret_values)
+                runs.append(run)
+                renderer.submit(run.executed_path)
+                if notebook == runner.STAGE_NOTEBOOKS[0]:
+                    run_files.remove(dead_runs)
+                console.line(f"{notebook:<24} {run.seconds:7.2f} s")
+                for model in run.metrics["models"]:
+                    rows = "-" if model["rows"] is None else f"{model['rows']:,}"
+                    console.line(f"  {model['model']:<32} rows={rows:>12} {model['seconds']:7.2f} s")
+            termination.check()
+        finally:
+            termination.kernel = None
     return runs
 
 
-def publish(paths: RunPaths, summary: dict[str, Any]) -> None:
-    """Move the run's files into place: the data first, the summary that describes it last."""
-    write_json(paths.pending / "run_summary.json", summary)
-    for name in (paths.output.name, "rejects.csv", "run_summary.json"):
-        os.replace(paths.pending / name, paths.output_dir / name)
+def failure_of(
+    error: BaseException, options: argparse.Namespace, paths: RunPaths, termination: Termination
+) -> RunFailedError:
+    """What the terminal is told, and the exit status, for whatever stopped the run."""
+    if isinstance(error, RunFailedError):
+        return error
+    if isinstance(error, runner.NotebookError):
+        if termination.signal_number is not None:
+            where = f" in {error.notebook}" + (f", cell {error.cell}" if error.cell is not None else "")
+            return termination.failure(where)
+        return RunFailedError(str(error), EXIT_BAD_INPUT if error.error_name in BAD_INPUT_ERRORS else EXIT_FAILED)
+    if isinstance(error, SystemExit) and termination.signal_number is not None:
+        return termination.failure("")
+    if isinstance(error, KeyboardInterrupt):
+        return RunFailedError("stopped by SIGINT", 128 + signal.SIGINT)
+    if isinstance(error, runner.SparkStartError):
+        reason = run_files.log_reason(paths.log) or str(error)
+        given = options.master != DEFAULT_MASTER
+        return RunFailedError(
+            f"Spark could not start with --master {options.master}: {reason}",
+            EXIT_BAD_INPUT if given else EXIT_FAILED,
+        )
+    if isinstance(error, OSError):
+        where = error.filename or f"the run's files in {paths.output_dir}"
+        return RunFailedError(f"cannot write {where}: {error.strerror or error}", EXIT_FAILED)
+    return RunFailedError(f"{type(error).__name__}: {runner.first_line(str(error))}", EXIT_FAILED)
+
+
+def run(options: argparse.Namespace, paths: RunPaths, console: Console, termination: Termination) -> int:
+    """One run in its own folder: its stages, then publishing; on any failure its notebooks, reports and log are
+    kept under failed_runs/ and named in the error line."""
+    started = time.perf_counter()
+    dead_runs = run_files.dead_runs(paths)
+    run_files.start(paths)
+    with run_files.output_to_log(paths.log) as terminal:
+        console.terminal = terminal
+        try:
+            with reports.ReportRenderer(paths.reports) as renderer:
+                try:
+                    runs = run_stages(options, paths, renderer, console, termination, dead_runs)
+                    summary = run_summary(options, runs, time.perf_counter() - started)
+                    renderer.finish(paths.executed_notebooks, summary)
+                except BaseException as error:
+                    failure = failure_of(error, options, paths, termination)
+                    failed = {"status": "failed", "error": str(failure), "extracts": options.extracts}
+                    try:
+                        run_files.redact_files([paths.executed_notebooks], console.secret_values)
+                        renderer.finish(paths.executed_notebooks, failed)
+                    except Exception as render_error:  # the stage's error is the one to report and exit with
+                        console.line(f"warning: the reports could not be rendered: {render_error}")
+                    raise failure from error
+            sys.stderr.flush()
+            run_files.redact_files([paths.reports, paths.log], console.secret_values)
+            run_files.publish(paths, [paths.output.name, "rejects.csv"], summary)
+        except BaseException as error:
+            failure = failure_of(error, options, paths, termination)
+            console.detail(traceback.format_exc())
+            console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
+            return failure.status
+        finally:
+            run_files.remove([paths.pending])
+            console.terminal = sys.stderr
+    console.line(
+        f"done: {summary['output_rows']:,} invoices -> {paths.output} "
+        f"({summary['rejects_total']:,} rejected rows, as_of {summary['as_of']}) "
+        f"in {summary['seconds']:.1f} s; reports: {paths.output_dir / 'reports' / 'index.html'}"
+    )
+    return 0
+
+
+def keep_failed_run(paths: RunPaths, console: Console) -> str:
+    """Keep a failed run's notebooks, reports and log (secrets redacted); say where, or why they could not be."""
+    try:
+        sys.stderr.flush()
+        run_files.redact_files([paths.executed_notebooks, paths.reports, paths.log], console.secret_values)
+        return f"notebooks, reports and log: {run_files.keep_failed(paths)}"
+    except OSError as error:
+        return f"its notebooks, reports and log could not be kept: {error.strerror or error}"
+
+
+def prepare_output_dir(paths: RunPaths) -> None:
+    try:
+        paths.output_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(paths.output_dir, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied", str(paths.output_dir))
+    except (FileExistsError, NotADirectoryError):
+        raise RunFailedError(
+            f"cannot write the output at {paths.output_dir}: not a directory", EXIT_BAD_INPUT
+        ) from None
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise RunFailedError(f"cannot write the output at {paths.output_dir}: {reason}", EXIT_BAD_INPUT) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
-    stop_on_sigterm()
+    console = Console(options.quiet)
+    termination = Termination()
+    termination.install()
     runner.quiet_papermill()
-    started = time.perf_counter()
     paths = run_paths(options)
-    for folder in (paths.executed_notebooks, paths.reports):
-        shutil.rmtree(folder, ignore_errors=True)  # a previous run's copies would mix with this run's
-        folder.mkdir(parents=True)
-    paths.pending.mkdir()
-    with reports.ReportRenderer(paths.reports) as renderer:
-        try:
-            runs = run_stages(options, paths, renderer)
-            summary = run_summary(options, runs, time.perf_counter() - started)
-            publish(paths, summary)
-        except runner.NotebookError as error:
-            message = f"{error} (executed notebook: {paths.executed_notebooks / error.notebook})"
-            failed = {"status": "failed", "error": message, "extracts": options.extracts}
-            print(f"error: {message}", file=sys.stderr)
-            try:
-                renderer.finish(paths.executed_notebooks, failed)
-            except Exception as render_error:  # the stage's error is the one to report and exit with
-                print(f"warning: the reports could not be rendered: {render_error}", file=sys.stderr)
-            return EXIT_BAD_INPUT if error.error_name in BAD_INPUT_ERRORS else EXIT_FAILED
-        finally:
-            shutil.rmtree(paths.pending, ignore_errors=True)
-        renderer.finish(paths.executed_notebooks, summary)
-    log(
-        options,
-        f"done: {summary['output_rows']:,} invoices -> {paths.output} "
-        f"({summary['rejects_total']:,} rejected rows, as_of {summary['as_of']}) "
-        f"in {summary['seconds']:.1f} s; reports: {paths.reports / 'index.html'}",
-    )
-    return 0
+    secrets = secret_settings(spark_conf(options))
+    console.secret_values = list(secrets.values())
+    os.environ[SECRET_CONF_ENV] = json.dumps(secrets)  # for the kernels; never written to a file
+    os.environ[filesystem.RUN_ID_ENV] = paths.run_id
+    try:
+        prepare_output_dir(paths)
+        with run_files.output_lock(paths.output_dir):
+            return run(options, paths, console, termination)
+    except run_files.OutputBusyError as error:
+        console.line(f"error: {error}", is_error=True)
+        return EXIT_FAILED
+    except RunFailedError as failure:
+        console.line(f"error: {failure}", is_error=True)
+        return failure.status

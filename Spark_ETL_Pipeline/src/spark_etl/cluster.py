@@ -61,10 +61,14 @@ def _spark_class(main_class: str, arguments: list[str], log_path: Path, environm
     return process.pid
 
 
+class ClusterStateError(Exception):
+    """The state folder already records a cluster (or cannot be used): `up` would lose track of processes."""
+
+
 def up(state_dir: Path, workers: int = 2, port: int = 0, cores_per_worker: int = 1, memory: str = "2g") -> Cluster:
     """Start the master, wait until it listens, then the workers; remember their process ids."""
     if (state_dir / "cluster.json").exists():
-        raise RuntimeError(f"a cluster is already recorded in {state_dir}; run `down` first")
+        raise ClusterStateError(f"a cluster is already recorded in {state_dir}; run `make cluster-down` first")
     ensure_java_home()
     state_dir.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1"}
@@ -161,12 +165,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7077, help="master port (0: any free port)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where pids and logs are kept")
     options = parser.parse_args(argv)
-    if options.action == "up":
-        cluster = up(options.state_dir, options.workers, options.port)
-        print(cluster.master_url)
-        print(f"master and {options.workers} workers started; logs in {cluster.log_dir}", file=sys.stderr)
-    else:
-        print(f"stopped {down(options.state_dir)} processes", file=sys.stderr)
+    try:
+        if options.action == "up":
+            cluster = up(options.state_dir, options.workers, options.port)
+            print(cluster.master_url)
+            print(f"master and {options.workers} workers started; logs in {cluster.log_dir}", file=sys.stderr)
+        else:
+            print(f"stopped {down(options.state_dir)} processes", file=sys.stderr)
+    except ClusterStateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (OSError, TimeoutError) as error:  # a process that would not start, a port nothing listens on
+        print(f"error: cluster {options.action} failed: {error} (logs in {options.state_dir})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -47,10 +47,68 @@ def delete(spark: SparkSession, path: str) -> None:
     fs.delete(hadoop_path, True)
 
 
+# The run a process works for (set by the entry script for its kernels); it is part of every temporary name, so
+# a later run can tell a dead run's leftovers from a live run's work in progress.
+RUN_ID_ENV = "SPARK_ETL_RUN_ID"
+ADHOC_RUN_ID = "adhoc"  # a notebook run by hand, outside the entry script
+
+
+class UnwritableFolderError(Exception):
+    """A folder the run must write to cannot be written; the message says why, in a few words."""
+
+
+# Hadoop's exceptions for a path that is, or sits under, a regular file
+NOT_A_DIRECTORY = (
+    "org.apache.hadoop.fs.ParentNotDirectoryException",
+    "org.apache.hadoop.fs.FileAlreadyExistsException",
+)
+
+
+def check_writable_folder(spark: SparkSession, folder: str) -> None:
+    """Create `folder` if needed and write and delete a probe file in it, so an unwritable location stops the run
+    before any model is built, with a reason instead of a Java stack."""
+    from py4j.protocol import Py4JJavaError
+
+    fs, folder_path = _hadoop(spark, folder)
+    probe = jvm(spark).org.apache.hadoop.fs.Path(folder_path, f"_probe_{uuid.uuid4().hex[:12]}")
+    try:
+        if not fs.mkdirs(folder_path):
+            raise UnwritableFolderError("the folder cannot be created")
+        fs.create(probe, True).close()
+        fs.delete(probe, False)
+    except Py4JJavaError as error:
+        java_error = error.java_exception
+        if java_error.getClass().getName() in NOT_A_DIRECTORY:
+            raise UnwritableFolderError("not a directory") from None
+        message = str(java_error.getMessage() or java_error.getClass().getName())
+        raise UnwritableFolderError(message.splitlines()[0]) from None
+
+
 def temporary_sibling(path: str) -> str:
-    """A fresh path beside `path`; Spark and Hadoop skip names starting with '_' when listing data."""
+    """A fresh path beside `path`, named for the run; Spark and Hadoop skip names starting with '_' when listing
+    data."""
     parent, _, name = path.rstrip("/").rpartition("/")
-    return f"{parent}/_tmp_{name}_{uuid.uuid4().hex[:12]}"
+    run_id = os.environ.get(RUN_ID_ENV) or ADHOC_RUN_ID
+    return f"{parent}/_tmp_{name}__{run_id}__{uuid.uuid4().hex[:12]}"
+
+
+def remove_temporaries(spark: SparkSession, folder: str, run_ids: list[str]) -> list[str]:
+    """Delete the temporary folders and files that the given (dead) runs left in `folder`'s subfolders; return
+    what was deleted."""
+    fs, folder_path = _hadoop(spark, folder)
+    if not run_ids or not fs.exists(folder_path):
+        return []
+    markers = tuple(f"__{run_id}__" for run_id in run_ids)
+    removed = []
+    for layer in fs.listStatus(folder_path):
+        if not layer.isDirectory():
+            continue
+        for entry in fs.listStatus(layer.getPath()):
+            name = entry.getPath().getName()
+            if name.startswith("_tmp_") and any(marker in name for marker in markers):
+                fs.delete(entry.getPath(), True)
+                removed.append(str(entry.getPath().toString()))
+    return sorted(removed)
 
 
 def replace(spark: SparkSession, source: str, target: str) -> None:

@@ -41,6 +41,10 @@ class NotebookError(Exception):
         super().__init__(f"{where}: {error_name}: {error_value}")
 
 
+class SparkStartError(Exception):
+    """The run's Spark JVM did not start (a bad --master, a missing Java): what it said is in the run's log."""
+
+
 @dataclass(frozen=True)
 class NotebookRun:
     notebook: str
@@ -62,7 +66,10 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
 
     launch_conf = dict(conf)
     launch_conf.setdefault("spark.driver.extraJavaOptions", driver_java_options())
-    gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
+    try:
+        gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
+    except RuntimeError as error:  # pyspark's "Java gateway process exited before sending its port number"
+        raise SparkStartError(str(error)) from error
     try:
         parameters = gateway.gateway_parameters
         yield {"PYSPARK_GATEWAY_PORT": str(parameters.port), "PYSPARK_GATEWAY_SECRET": parameters.auth_token}
@@ -168,7 +175,9 @@ def execute_notebook(
         )
     except papermill.PapermillExecutionError as error:
         # the cell's position in the executed copy; execution counts run on across the stages of a shared kernel
-        raise NotebookError(notebook, error.cell_index + 1, error.ename, first_line(str(error.evalue))) from None
+        raise NotebookError(
+            notebook, error.cell_index + 1, error.ename, error_line(error.ename, error.evalue)
+        ) from None
     except (DeadKernelError, CellTimeoutError, TimeoutError, RuntimeError) as error:
         # the kernel died, hung or could not be reached: no cell to blame, still a one-line failure
         raise NotebookError(notebook, None, type(error).__name__, first_line(str(error))) from None
@@ -179,6 +188,16 @@ def execute_notebook(
 def first_line(text: str) -> str:
     """An error's first line, for the run's one-line failure message."""
     return (text.strip().splitlines() or [""])[0]
+
+
+def error_line(error_name: str, error_value: str) -> str:
+    """The line of a cell's error that says what went wrong. A Py4JJavaError's first line only names the Java
+    call ("An error occurred while calling o244.parquet."); the Java exception follows on a line of its own."""
+    if error_name == "Py4JJavaError":
+        for line in error_value.splitlines():
+            if line.startswith(": "):
+                return line[2:].strip()
+    return first_line(error_value)
 
 
 def quiet_papermill() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -30,6 +31,39 @@ DEFAULT_CONF: dict[str, str] = {
     # fields is always caught as malformed instead of passing because the missing field was pruned
     "spark.sql.csv.parser.columnPruning.enabled": "false",
 }
+
+
+# Spark's own default for spark.redaction.regex: settings whose key or value matches are secrets
+DEFAULT_REDACTION_REGEX = "(?i)secret|password|token|access[.]key"
+REDACTED = "*********(redacted)"  # what Spark shows in place of a secret
+# the secret settings reach a run's kernels through their environment, never through a notebook's cells
+SECRET_CONF_ENV = "SPARK_ETL_SECRET_CONF"
+
+
+def secret_settings(conf: Mapping[str, str]) -> dict[str, str]:
+    """The settings Spark itself would redact: key or value matching spark.redaction.regex (as set, or Spark's
+    default)."""
+    pattern = re.compile(conf.get("spark.redaction.regex", DEFAULT_REDACTION_REGEX))
+    return {key: value for key, value in conf.items() if pattern.search(key) or pattern.search(value)}
+
+
+def redacted_settings(conf: Mapping[str, str]) -> dict[str, str]:
+    """`conf` as it may be shown or written down: every secret value replaced by Spark's redaction text."""
+    secrets = secret_settings(conf)
+    return {key: REDACTED if key in secrets else value for key, value in conf.items()}
+
+
+def redact_text(text: str, secret_values: list[str]) -> str:
+    """`text` with every occurrence of a secret value replaced, for anything a run writes or prints."""
+    for value in sorted(secret_values, key=len, reverse=True):
+        if value:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def with_secrets(conf: Mapping[str, str]) -> dict[str, str]:
+    """`conf` with the redacted settings given back their values from the run's environment (SECRET_CONF_ENV)."""
+    return {**conf, **json.loads(os.environ.get(SECRET_CONF_ENV) or "{}")}
 
 
 SUPPORTED_JAVA = ("11", "17")
@@ -98,7 +132,7 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
     nothing of the previous stage's but the cache; the settings that are not per session were fixed when the
     SparkContext started, from the same run's options.
     """
-    settings = {**DEFAULT_CONF, **(conf or {})}
+    settings = {**DEFAULT_CONF, **with_secrets(conf or {})}
     active = SparkSession.getActiveSession()
     if active is not None:
         spark = active.newSession()

@@ -1,0 +1,217 @@
+"""A run's own folder, the output folder's lock, publishing a finished run, and cleaning up after dead ones.
+
+Everything a run writes beside the output (executed notebooks, reports, its log, the CSVs) goes first to its own
+folder, `_tmp_run_<run_id>`, and reaches the published names only when every stage has succeeded: until then the
+last successful run's CSV, notebooks and reports stay together. A failed run's notebooks, reports and log move to
+`failed_runs/<run_id>/`. One run at a time writes to an output folder (an flock, which the operating system
+releases when the process dies, however it dies), so any other `_tmp_run_*` folder there is a dead run's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from spark_etl.session import redact_text
+
+PENDING_PREFIX = "_tmp_run_"
+LOCK_NAME = "_run.lock"
+RUN_RECORD = "run.json"
+LOG_NAME = "run.log"
+FAILED_RUNS = "failed_runs"
+FAILED_RUNS_KEPT = 10
+PUBLISHED_FOLDERS = ("notebooks", "reports")
+
+
+class OutputBusyError(Exception):
+    """Another live run holds the output folder."""
+
+
+def new_run_id() -> str:
+    """Sortable by start time (UTC), unique without coordination."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run reads and writes; local paths made absolute, as the kernels run in notebooks/."""
+
+    run_id: str
+    extracts: str
+    warehouse: str
+    output: Path
+
+    @property
+    def output_dir(self) -> Path:
+        return self.output.parent
+
+    @property
+    def pending(self) -> Path:
+        """The run's files wait here until every stage has succeeded."""
+        return self.output_dir / f"{PENDING_PREFIX}{self.run_id}"
+
+    @property
+    def executed_notebooks(self) -> Path:
+        return self.pending / "notebooks"
+
+    @property
+    def reports(self) -> Path:
+        return self.pending / "reports"
+
+    @property
+    def log(self) -> Path:
+        return self.pending / LOG_NAME
+
+    @property
+    def failed(self) -> Path:
+        return self.output_dir / FAILED_RUNS / self.run_id
+
+
+@contextlib.contextmanager
+def output_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the output folder for this run; a second run fails at once instead of mixing its files in."""
+    lock_path = output_dir / LOCK_NAME
+    with lock_path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise OutputBusyError(
+                f"another run is writing to {output_dir} (process {holder}, lock {lock_path})"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def dead_runs(paths: RunPaths) -> list[Path]:
+    """The folders of runs that died in this output folder (call while holding its lock)."""
+    return sorted(path for path in paths.output_dir.glob(f"{PENDING_PREFIX}*") if path != paths.pending)
+
+
+def run_ids(folders: list[Path]) -> list[str]:
+    return [folder.name.removeprefix(PENDING_PREFIX) for folder in folders]
+
+
+def remove(folders: list[Path]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def start(paths: RunPaths) -> None:
+    """Make the run's folder, with a record saying what it is and where its warehouse is."""
+    for folder in (paths.executed_notebooks, paths.reports):
+        folder.mkdir(parents=True)
+    record = {"run_id": paths.run_id, "pid": os.getpid(), "warehouse": paths.warehouse}
+    (paths.pending / RUN_RECORD).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write beside the target, then move into place, so a reader never sees half a file."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
+        try:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    os.chmod(handle.name, 0o644)
+    os.replace(handle.name, path)
+
+
+def _replace_folder(source: Path, target: Path, aside: Path) -> None:
+    """Move `source` to `target`, the old `target` moved aside first and deleted after: each step a rename."""
+    if target.exists():
+        os.replace(target, aside)
+    os.replace(source, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def publish(paths: RunPaths, data_names: list[str], summary: dict[str, Any]) -> None:
+    """Move the run's files into place: the data first, then the notebooks, reports and log that describe it,
+    the summary last, so whoever sees the new summary finds everything it describes."""
+    write_json(paths.pending / "run_summary.json", summary)
+    for name in data_names:
+        os.replace(paths.pending / name, paths.output_dir / name)
+    for name in PUBLISHED_FOLDERS:
+        _replace_folder(paths.pending / name, paths.output_dir / name, paths.pending / f"previous_{name}")
+    os.replace(paths.log, paths.output_dir / LOG_NAME)
+    os.replace(paths.pending / "run_summary.json", paths.output_dir / "run_summary.json")
+
+
+def keep_failed(paths: RunPaths) -> Path:
+    """Move a failed run's notebooks, reports and log to failed_runs/<run_id>/ (the data it wrote is dropped),
+    keeping the newest FAILED_RUNS_KEPT failed runs."""
+    paths.failed.mkdir(parents=True, exist_ok=True)
+    for name in (*PUBLISHED_FOLDERS, LOG_NAME):
+        if (paths.pending / name).exists():
+            os.replace(paths.pending / name, paths.failed / name)
+    for old in sorted(paths.failed.parent.iterdir())[:-FAILED_RUNS_KEPT]:
+        shutil.rmtree(old, ignore_errors=True)
+    return paths.failed
+
+
+def redact_files(paths: list[Path], secret_values: list[str]) -> None:
+    """Replace every secret value in the given files, or the files under the given folders (notebooks, reports,
+    logs): whatever a kernel or a JVM printed is scrubbed before anyone is shown it."""
+    if not any(secret_values):
+        return
+    for top in paths:
+        for path in [top] if top.is_file() else sorted(top.rglob("*")):
+            if path.is_file():
+                text = path.read_text(encoding="utf-8", errors="surrogateescape")
+                cleaned = redact_text(text, secret_values)
+                if cleaned != text:
+                    path.write_text(cleaned, encoding="utf-8", errors="surrogateescape")
+
+
+@contextlib.contextmanager
+def output_to_log(log_path: Path) -> Iterator[TextIO]:
+    """Send this process's stdout and stderr, and so every child's (kernels, JVMs: Spark's log, Java stacks), to
+    the run's log; yield the terminal's stderr for the run's own lines."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_stdout, saved_stderr = os.dup(1), os.dup(2)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    terminal = os.fdopen(os.dup(saved_stderr), "w", buffering=1, encoding="utf-8")
+    try:
+        yield terminal
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved_stdout, 1)
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stdout)
+        os.close(saved_stderr)
+        terminal.close()
+
+
+def log_reason(log_path: Path) -> str | None:
+    """The last line of the log that states an exception or error (what a JVM that would not start said)."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("Exception in thread") or text.startswith("Error:") or "Exception: " in text:
+            return text.split(" ", 4)[-1] if text.startswith("Exception in thread") else text
+    return None
