@@ -13,7 +13,7 @@ from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from conftest import jobs_in_group
-from spark_etl import extract, load, observations
+from spark_etl import extract, load, observations, runner
 
 ACCOUNTS = extract.EXTRACTS[0]
 
@@ -242,3 +242,12 @@ def test_a_model_this_process_wrote_is_read_back_without_a_schema_job(spark: Spa
     unknown_path = str(tmp_path / "elsewhere")
     spark.range(2).write.parquet(unknown_path)  # written outside load: its schema is inferred
     assert load.read_parquet(spark, unknown_path).dtypes == [("id", "bigint")]
+
+
+def test_a_java_error_is_told_by_its_exception_line_not_the_call() -> None:
+    value = (
+        "An error occurred while calling o244.parquet.\n"
+        ": java.io.IOException: Mkdirs failed to create file:/x\n\tat org.apache.hadoop.fs.ChecksumFileSystem.create"
+    )
+    assert runner.error_line("Py4JJavaError", value) == "java.io.IOException: Mkdirs failed to create file:/x"
+    assert runner.error_line("ExtractError", "x.csv: file not found\nmore") == "x.csv: file not found"

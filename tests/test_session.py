@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -55,3 +56,38 @@ def test_a_jvm_the_project_starts_uses_the_parallel_collector_and_its_log_settin
     collectors = {bean.getName() for bean in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()}
     assert collectors == {"PS Scavenge", "PS MarkSweep"}  # the Parallel collector's two generations
     assert jvm.System.getProperty("log4j2.configurationFile") == f"file:{session.LOG_CONFIG}"
+
+
+def test_settings_spark_would_redact_are_secret_by_key_or_value() -> None:
+    conf = {
+        "spark.hadoop.fs.s3a.secret.key": "abc",
+        "spark.hadoop.fs.s3a.access.key": "AKIA1",
+        "spark.jdbc.url": "jdbc:postgresql://db/x?password=hunter2",
+        "spark.driver.memory": "4g",
+    }
+    assert session.secret_settings(conf) == {
+        "spark.hadoop.fs.s3a.secret.key": "abc",
+        "spark.hadoop.fs.s3a.access.key": "AKIA1",
+        "spark.jdbc.url": "jdbc:postgresql://db/x?password=hunter2",
+    }
+    assert session.redacted_settings(conf)["spark.driver.memory"] == "4g"
+    assert session.redacted_settings(conf)["spark.hadoop.fs.s3a.secret.key"] == "*********(redacted)"
+    # the user's own regex replaces Spark's default, as it does in Spark
+    custom = {"spark.redaction.regex": "(?i)memory", "spark.driver.memory": "4g", "spark.x.secret": "s"}
+    assert session.secret_settings(custom) == {"spark.driver.memory": "4g"}
+
+
+def test_the_kernels_get_the_secret_values_back_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = {"spark.hadoop.fs.s3a.secret.key": "real-value", "spark.driver.memory": "4g"}
+    shown = session.redacted_settings(conf)
+    monkeypatch.setenv(session.SECRET_CONF_ENV, json.dumps(session.secret_settings(conf)))
+    assert session.with_secrets(shown) == conf
+    monkeypatch.delenv(session.SECRET_CONF_ENV)
+    assert session.with_secrets(shown) == shown  # a notebook opened by hand: nothing to give back
+
+
+def test_redacting_text_replaces_every_secret_value_longest_first() -> None:
+    text = "key=abc123 and abc123 again; part abc"
+    assert session.redact_text(text, ["abc", "abc123", ""]) == (
+        "key=*********(redacted) and *********(redacted) again; part *********(redacted)"
+    )

@@ -174,15 +174,26 @@ def execute_notebook(
             **engine_options,
         )
     except papermill.PapermillExecutionError as error:
-        # the cell's position in the executed copy; execution counts run on across the stages of a shared kernel
-        raise NotebookError(
-            notebook, error.cell_index + 1, error.ename, error_line(error.ename, error.evalue)
-        ) from None
+        line = error_line(error.ename, error.evalue)
+        raise NotebookError(notebook, failing_cell(executed_path, error.cell_index), error.ename, line) from None
     except (DeadKernelError, CellTimeoutError, TimeoutError, RuntimeError) as error:
         # the kernel died, hung or could not be reached: no cell to blame, still a one-line failure
         raise NotebookError(notebook, None, type(error).__name__, first_line(str(error))) from None
     seconds = time.perf_counter() - started
     return NotebookRun(notebook, executed_path, seconds, stage_metrics(executed_path))
+
+
+def failing_cell(executed_path: Path, cell_index: int) -> int:
+    """The failing cell's position (1-based) in the executed copy as saved, where papermill has inserted its
+    error banners above it; execution counts are no guide, as they run on across the stages of a shared kernel."""
+    try:
+        notebook = nbformat.read(executed_path, as_version=4)
+    except (OSError, ValueError):
+        return cell_index + 1
+    for position, cell in enumerate(notebook.cells, start=1):
+        if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+            return position
+    return cell_index + 1
 
 
 def first_line(text: str) -> str:

@@ -34,6 +34,7 @@ DEFAULT_CONF: dict[str, str] = {
 
 
 # Spark's own default for spark.redaction.regex: settings whose key or value matches are secrets
+REDACTION_REGEX_KEY = "spark.redaction.regex"  # the pattern itself is no secret, though it matches itself
 DEFAULT_REDACTION_REGEX = "(?i)secret|password|token|access[.]key"
 REDACTED = "*********(redacted)"  # what Spark shows in place of a secret
 # the secret settings reach a run's kernels through their environment, never through a notebook's cells
@@ -43,8 +44,12 @@ SECRET_CONF_ENV = "SPARK_ETL_SECRET_CONF"
 def secret_settings(conf: Mapping[str, str]) -> dict[str, str]:
     """The settings Spark itself would redact: key or value matching spark.redaction.regex (as set, or Spark's
     default)."""
-    pattern = re.compile(conf.get("spark.redaction.regex", DEFAULT_REDACTION_REGEX))
-    return {key: value for key, value in conf.items() if pattern.search(key) or pattern.search(value)}
+    pattern = re.compile(conf.get(REDACTION_REGEX_KEY, DEFAULT_REDACTION_REGEX))
+    return {
+        key: value
+        for key, value in conf.items()
+        if key != REDACTION_REGEX_KEY and (pattern.search(key) or pattern.search(value))
+    }
 
 
 def redacted_settings(conf: Mapping[str, str]) -> dict[str, str]:

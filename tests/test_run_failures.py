@@ -1,0 +1,250 @@
+"""What a run does when things go wrong: one line per failure with the detail in a log, secrets in no file,
+the last good run's files kept together until a new run succeeds, and dead runs' leftovers cleaned up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ENTRY_SCRIPT, PROJECT_DIR, run_pipeline
+from spark_etl.generate import generate
+
+pytestmark = pytest.mark.e2e
+SECRET = "s3cr3t-Value-4821"
+# a setting made secret by a redaction regex of the user's own: its value must still reach Spark
+CHECKSUMMED_FS = "org.apache.hadoop.fs.LocalFileSystem"
+
+
+@pytest.fixture(scope="module")
+def small_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("small_extracts")
+    generate(folder, seed=7, scale=0.03, unpaid_rate=0.1, bad_rows=6)
+    return folder
+
+
+def files_holding(folder: Path, text: str) -> list[str]:
+    return sorted(str(path) for path in folder.rglob("*") if path.is_file() and text.encode() in path.read_bytes())
+
+
+def published_files(output_dir: Path) -> dict[str, bytes]:
+    """The files a successful run publishes together: data, summary, notebooks, reports, log."""
+    names = ["features.csv", "rejects.csv", "run_summary.json", "run.log"]
+    paths = [output_dir / name for name in names]
+    paths += sorted((output_dir / "notebooks").iterdir()) + sorted((output_dir / "reports").iterdir())
+    return {str(path.relative_to(output_dir)): path.read_bytes() for path in paths}
+
+
+def start_pipeline(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ENTRY_SCRIPT), *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_a_running_cell(output_dir: Path, process: subprocess.Popen[str]) -> Path:
+    """Wait until the staging notebook has finished its set-up cells, so a model's cell is running; return the
+    run's own folder."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        for executed in output_dir.glob("_tmp_run_*/notebooks/01_staging.ipynb"):
+            try:
+                notebook = nbformat.read(executed, as_version=4)
+            except Exception:  # caught while papermill rewrites it
+                continue
+            counts = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
+            if sum(count is not None for count in counts) >= 3:  # parameters, injected parameters, set-up
+                return executed.parent.parent
+        time.sleep(0.1)
+    raise AssertionError("the run never reached a model's cell")
+
+
+@pytest.fixture
+def killed_processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_run_that_dies_keeps_the_last_good_run_published_and_the_next_run_cleans_up(
+    small_extracts: Path, tmp_path: Path, killed_processes: list[subprocess.Popen[str]]
+) -> None:
+    output_dir = tmp_path / "out"
+    common = ["--extracts", str(small_extracts), "--output", str(output_dir / "features.csv")]
+
+    # 1. a good run, given a secret and a setting made secret by the user's own redaction regex
+    good = run_pipeline(
+        *common,
+        "--conf", f"spark.hadoop.fs.s3a.secret.key={SECRET}",
+        "--conf", "spark.redaction.regex=(?i)secret|fs[.]file[.]impl",
+        "--conf", f"spark.hadoop.fs.file.impl={CHECKSUMMED_FS}",
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert SECRET not in good.stderr and CHECKSUMMED_FS not in good.stderr
+    assert files_holding(tmp_path, SECRET) == [] and files_holding(tmp_path, CHECKSUMMED_FS) == []
+    assert "*********(redacted)" in (output_dir / "notebooks" / "01_staging.ipynb").read_text(encoding="utf-8")
+    # the real value reached Spark: the checksummed local file system writes a .crc beside each file
+    assert any(path.suffix == ".crc" for path in (output_dir / "warehouse").rglob("*"))
+    first_publication = published_files(output_dir)
+
+    # 2. a run stopped by SIGTERM while a model's cell runs; a second run meanwhile is refused at once
+    stopped = start_pipeline(*common, "--quiet")
+    killed_processes.append(stopped)
+    wait_for_a_running_cell(output_dir, stopped)
+    refused = run_pipeline(*common, timeout=120)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: another run is writing to {output_dir} (process {stopped.pid},")
+    stopped.send_signal(signal.SIGTERM)
+    _, stopped_stderr = stopped.communicate(timeout=180)
+    assert stopped.returncode == 143, stopped_stderr
+    (error_line,) = stopped_stderr.splitlines()
+    (failed,) = (output_dir / "failed_runs").iterdir()
+    assert error_line.startswith("error: stopped by SIGTERM in 01_staging.ipynb, cell ")
+    assert error_line.endswith(f" (notebooks, reports and log: {failed})")
+    assert error_cell(failed / "notebooks" / "01_staging.ipynb", error_line) == "KeyboardInterrupt"
+    assert (failed / "reports" / "01_staging.html").exists() and (failed / "run.log").exists()
+    assert published_files(output_dir) == first_publication
+
+    # 3. a run killed outright: its folder stays, and so does what it was writing into the warehouse
+    killed = start_pipeline(*common, "--quiet")
+    killed_processes.append(killed)
+    killed_folder = wait_for_a_running_cell(output_dir, killed)
+    killed.kill()
+    killed.wait()
+    killed_run_id = killed_folder.name.removeprefix("_tmp_run_")
+    dead_model = output_dir / "warehouse" / "staging" / f"_tmp_stg_skus__{killed_run_id}__0123456789ab"
+    live_model = output_dir / "warehouse" / "staging" / "_tmp_stg_skus__20991231T000000Z_abcdef__0123456789ab"
+    for folder in (dead_model, live_model):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "part-00000.parquet").write_bytes(b"half written")
+    assert published_files(output_dir) == first_publication
+
+    # 4. the next run removes what the killed run left, and only that, then publishes its own files
+    after = run_pipeline(*common, "--quiet")
+    assert after.returncode == 0, after.stderr
+    assert after.stderr == ""
+    assert not killed_folder.exists() and not dead_model.exists()
+    assert live_model.exists()  # not a dead run's: left alone
+    assert sorted(path.name for path in output_dir.glob("_tmp_*")) == []
+    staging_notebook = (output_dir / "notebooks" / "01_staging.ipynb").read_text(encoding="utf-8")
+    assert dead_model.name in staging_notebook and live_model.name not in staging_notebook
+    assert published_files(output_dir)["features.csv"] == first_publication["features.csv"]
+    assert published_files(output_dir)["run_summary.json"] != first_publication["run_summary.json"]
+    assert [path.name for path in (output_dir / "failed_runs").iterdir()] == [failed.name]
+
+
+def error_cell(executed_path: Path, line: str) -> str:
+    """The error a line's `cell N` points at, read from that cell of the executed notebook."""
+    position = int(line.split(", cell ")[1].split(":")[0].split(" ")[0])
+    cell = nbformat.read(executed_path, as_version=4).cells[position - 1]
+    (error,) = [output for output in cell.get("outputs", []) if output.output_type == "error"]
+    return str(error.ename)
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """--quiet: the terminal gets the error line and nothing else (no traceback, no Java stack)."""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def logged_folder(line: str) -> Path:
+    folder = Path(line.rsplit("(notebooks, reports and log: ", 1)[1].rstrip(")"))
+    assert (folder / "run.log").is_file()
+    return folder
+
+
+def test_a_bad_master_is_one_line(small_extracts: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out" / "features.csv"
+    result = run_pipeline(
+        "--extracts", str(small_extracts), "--output", str(output), "--master", "bogus://x", "--quiet"
+    )
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert line.startswith(
+        "error: Spark could not start with --master bogus://x: org.apache.spark.SparkException: "
+        "Master must either be yarn or start with spark, mesos, k8s, or local (notebooks, reports and log: "
+    )
+    assert "SparkException" in (logged_folder(line) / "run.log").read_text(encoding="utf-8")
+
+
+def test_an_output_under_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("not a folder", encoding="utf-8")
+    result = run_pipeline("--output", str(tmp_path / "a_file" / "out" / "features.csv"), "--quiet")
+    assert result.returncode == 2
+    assert one_error_line(result) == f"error: cannot write the output at {tmp_path / 'a_file' / 'out'}: not a directory"
+
+
+def test_an_unwritable_warehouse_is_one_line_before_any_model(small_extracts: Path, tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("not a folder", encoding="utf-8")
+    warehouse = tmp_path / "a_file" / "warehouse"
+    output = tmp_path / "out" / "features.csv"
+    result = run_pipeline(
+        "--extracts", str(small_extracts), "--output", str(output), "--warehouse", str(warehouse), "--quiet"
+    )  # fmt: skip
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert line.startswith("error: 01_staging.ipynb, cell ")
+    assert f": WarehouseError: cannot write the warehouse at {warehouse}: not a directory (notebooks, " in line
+    executed = logged_folder(line) / "notebooks" / "01_staging.ipynb"
+    assert error_cell(executed, line) == "WarehouseError"
+    notebook = nbformat.read(executed, as_version=4)
+    model_cells = [cell for cell in notebook.cells if "stage.build(" in cell.source]
+    assert model_cells and all(cell.execution_count is None for cell in model_cells)  # stopped before any model
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 400 KiB file system: room for a run to start, not for its notebooks."""
+    mount_point = tmp_path / "full_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount_point)], check=False)
+    if mounted.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but a small tmpfs cannot be mounted here (CI runs as root)")
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_is_one_line(small_extracts: Path, tmp_path: Path, full_disk: Path) -> None:
+    output = full_disk / "features.csv"
+    result = run_pipeline(
+        "--extracts", str(small_extracts), "--output", str(output), "--warehouse", str(tmp_path / "wh"), "--quiet"
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert line.startswith(f"error: cannot write the run's files in {full_disk}: No space left on device (")
+    assert not output.exists() and list(full_disk.glob("_tmp_*")) == []
+
+
+def test_cluster_up_over_a_recorded_cluster_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "cluster.json").write_text(json.dumps({"master_url": "spark://x", "pids": [], "log_dir": "."}))
+    result = subprocess.run(
+        [sys.executable, "-m", "spark_etl.cluster", "up", "--state-dir", str(tmp_path)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"error: a cluster is already recorded in {tmp_path}; run `make cluster-down` first\n"
