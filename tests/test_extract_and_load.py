@@ -137,12 +137,14 @@ def test_a_file_read_in_splits_reads_as_the_whole_file_parser_reads_it(
     assert [tuple(row) for row in lines_df.collect()] == whole_file_rows(spark, tmp_path)
 
 
-def test_a_file_smaller_than_a_split_is_read_whole_without_a_scan(spark: SparkSession, tmp_path: Path) -> None:
+def test_a_file_is_checked_by_one_scan_of_its_lines(spark: SparkSession, tmp_path: Path) -> None:
+    """The scan that proves the bytes are UTF-8 also tells whether a large file may be parsed in splits."""
     write_bytes(tmp_path, "invoice_line_items.csv", (LINES_HEADER + "1,SKU-1,1\n").encode("utf-8"))
     spark.sparkContext.setJobGroup("small_file", "reading a small extract")
     try:
         lines_df = extract.read_extract(spark, str(tmp_path), LINES)
-        assert jobs_in_group(spark, "small_file") == []
+        # one scan: adaptive execution runs its aggregation as a map job and a result job
+        assert len(jobs_in_group(spark, "small_file")) == 2
     finally:
         spark.sparkContext.setJobGroup("tests", "tests")
     assert [tuple(row) for row in lines_df.collect()] == [("1", "SKU-1", "1", None)]
@@ -251,3 +253,39 @@ def test_a_java_error_is_told_by_its_exception_line_not_the_call() -> None:
     )
     assert runner.error_line("Py4JJavaError", value) == "java.io.IOException: Mkdirs failed to create file:/x"
     assert runner.error_line("ExtractError", "x.csv: file not found\nmore") == "x.csv: file not found"
+
+
+ACCOUNTS_HEADER = b"account_id,company_name,company_address,contact_person,contact_phone,gender,joining_date\n"
+
+
+def test_a_file_that_is_not_utf8_stops_naming_its_first_bad_line(spark: SparkSession, tmp_path: Path) -> None:
+    body = ACCOUNTS_HEADER + b"1,Acme,A,B,C,F,2019-01-01\n2,Caf\xe9,A,B,C,F,2019-01-01\n3,Caf\xe9,A,B,C,F,2019-01-01\n"
+    write_bytes(tmp_path, "accounts.csv", body)
+    with pytest.raises(extract.ExtractError) as raised:
+        extract.read_extract(spark, str(tmp_path), ACCOUNTS)
+    assert str(raised.value) == (
+        f"{tmp_path}/accounts.csv: line 3 is not valid UTF-8 (2 such lines); "
+        "pass --encoding NAME if the extracts are encoded otherwise"
+    )
+    decoded = extract.read_extract(spark, str(tmp_path), ACCOUNTS, encoding="ISO-8859-1")
+    assert [row["company_name"] for row in decoded.collect()] == ["Acme", "Café", "Café"]
+
+
+def test_a_replacement_character_really_in_the_file_is_valid_utf8(spark: SparkSession, tmp_path: Path) -> None:
+    write_bytes(tmp_path, "accounts.csv", ACCOUNTS_HEADER + "1,Caf\ufffd,A,B,C,F,2019-01-01\n".encode())
+    assert [row["company_name"] for row in extract.read_extract(spark, str(tmp_path), ACCOUNTS).collect()] == [
+        "Caf\ufffd"
+    ]
+
+
+def test_an_unknown_encoding_is_named(spark: SparkSession, tmp_path: Path) -> None:
+    write_bytes(tmp_path, "accounts.csv", ACCOUNTS_HEADER)
+    with pytest.raises(extract.ExtractError, match=r"^--encoding klingon: not an encoding Java knows"):
+        extract.read_extract(spark, str(tmp_path), ACCOUNTS, encoding="klingon")
+
+
+def test_header_names_are_trimmed_as_values_are(spark: SparkSession, tmp_path: Path) -> None:
+    header = b" account_id , company_name,company_address,contact_person,contact_phone,gender,joining_date \n"
+    write_bytes(tmp_path, "accounts.csv", header + b"7,Acme,A,B,C,F,2019-01-01\n")
+    rows = extract.read_extract(spark, str(tmp_path), ACCOUNTS).collect()
+    assert [(row["account_id"], row["joining_date"]) for row in rows] == [("7", "2019-01-01")]

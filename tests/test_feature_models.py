@@ -134,7 +134,10 @@ def test_as_of_defaults_to_the_latest_date_in_the_data(featured: SparkSession) -
     models.register_parameters(featured, None)
     derived = featured.sql(models.sql_text("intermediate", "int_as_of_date")).collect()
     # the latest date anywhere: 101 is paid D + 31 = 2021-07-02; 100 D + 30
-    assert [(row["as_of_date"], row["is_as_of_given"]) for row in derived] == [(D + timedelta(days=31), False)]
+    assert [tuple(row) for row in derived] == [(D + timedelta(days=31), False, D + timedelta(days=31))]
+    models.register_parameters(featured, date(2030, 1, 1))
+    later = featured.sql(models.sql_text("intermediate", "int_as_of_date")).collect()
+    assert [tuple(row) for row in later] == [(date(2030, 1, 1), True, D + timedelta(days=31))]
     models.register_parameters(featured, date(2021, 7, 2))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,7 +86,7 @@ def test_a_run_that_dies_keeps_the_last_good_run_published_and_the_next_run_clea
     small_extracts: Path, tmp_path: Path, killed_processes: list[subprocess.Popen[str]]
 ) -> None:
     output_dir = tmp_path / "out"
-    common = ["--extracts", str(small_extracts), "--output", str(output_dir / "features.csv")]
+    common = ["--extracts", str(small_extracts), "--output", str(output_dir / "features.csv"), "--as-of", "2030-01-01"]
 
     # 1. a good run, given a secret and a setting made secret by the user's own redaction regex
     good = run_pipeline(
@@ -96,6 +97,10 @@ def test_a_run_that_dies_keeps_the_last_good_run_published_and_the_next_run_clea
     )  # fmt: skip
     assert good.returncode == 0, good.stderr
     assert SECRET not in good.stderr and CHECKSUMMED_FS not in good.stderr
+    summary = json.loads((output_dir / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["is_as_of_after_data"] is True and summary["latest_data_date"] < "2030-01-01"
+    warning = f"warning: --as-of 2030-01-01 is after the latest date in the data ({summary['latest_data_date']})"
+    assert good.stderr.splitlines()[-2:-1] == [warning]
     assert files_holding(tmp_path, SECRET) == [] and files_holding(tmp_path, CHECKSUMMED_FS) == []
     assert "*********(redacted)" in (output_dir / "notebooks" / "01_staging.ipynb").read_text(encoding="utf-8")
     # the real value reached Spark: the checksummed local file system writes a .crc beside each file
@@ -234,6 +239,20 @@ def test_a_full_disk_is_one_line(small_extracts: Path, tmp_path: Path, full_disk
     line = one_error_line(result)
     assert line.startswith(f"error: cannot write the run's files in {full_disk}: No space left on device (")
     assert not output.exists() and list(full_disk.glob("_tmp_*")) == []
+
+
+def test_an_extract_that_is_not_utf8_is_one_line(small_extracts: Path, tmp_path: Path) -> None:
+    extracts = tmp_path / "extracts"
+    shutil.copytree(small_extracts, extracts)
+    accounts = (extracts / "accounts.csv").read_bytes().splitlines(keepends=True)
+    accounts[2] = accounts[2].replace(b",", "é,".encode("latin-1"), 1)
+    (extracts / "accounts.csv").write_bytes(b"".join(accounts))
+    output = tmp_path / "out" / "features.csv"
+    result = run_pipeline("--extracts", str(extracts), "--output", str(output), "--quiet")
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert f": ExtractError: {extracts}/accounts.csv: line 3 is not valid UTF-8 (1 such lines); " in line
+    assert not output.exists()
 
 
 def test_cluster_up_over_a_recorded_cluster_is_one_line(tmp_path: Path) -> None:

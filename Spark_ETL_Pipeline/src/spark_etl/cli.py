@@ -59,6 +59,12 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         metavar="YYYY-MM-DD",
         help="date unpaid invoices are judged at (default: the latest issue or payment date in the data)",
     )
+    parser.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="the extracts' character encoding, e.g. ISO-8859-1 (default: UTF-8, and a file that is not valid "
+        "UTF-8 stops the run naming its first bad line)",
+    )
     parser.add_argument("--master", default=DEFAULT_MASTER, metavar="URL", help="Spark master (default: local[*])")
     parser.add_argument(
         "--conf",
@@ -98,6 +104,8 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         "status": "succeeded",
         "as_of": intermediate["as_of"],
         "as_of_given": options.as_of is not None,
+        "latest_data_date": intermediate["latest_data_date"],
+        "is_as_of_after_data": intermediate["is_as_of_after_data"],
         "extracts": options.extracts,
         "output": options.output,
         "output_rows": marts["output_rows"],
@@ -203,7 +211,12 @@ def stage_parameters(
         "warehouse_dir": paths.warehouse,
     }
     return {
-        "01_staging.ipynb": {**common, "extracts_dir": paths.extracts, "dead_run_ids": dead_run_ids or []},
+        "01_staging.ipynb": {
+            **common,
+            "extracts_dir": paths.extracts,
+            "encoding": options.encoding or "",
+            "dead_run_ids": dead_run_ids or [],
+        },
         "02_intermediate.ipynb": {**common, "as_of": options.as_of or ""},
         "03_marts.ipynb": {
             **common,
@@ -310,6 +323,10 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
         finally:
             run_files.remove([paths.pending])
             console.terminal = sys.stderr
+    if summary["is_as_of_after_data"]:
+        console.line(
+            f"warning: --as-of {summary['as_of']} is after the latest date in the data ({summary['latest_data_date']})"
+        )
     console.line(
         f"done: {summary['output_rows']:,} invoices -> {paths.output} "
         f"({summary['rejects_total']:,} rejected rows, as_of {summary['as_of']}) "

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_etl import filesystem, observations
 
 CORRUPT_RECORD_COLUMN = "_corrupt_record"
+UTF_8 = "UTF-8"
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ def extract_path(extracts_dir: str, extract: Extract) -> str:
     return f"{extracts_dir.rstrip('/')}/{extract.file_name}"
 
 
-def read_header(spark: SparkSession, path: str) -> list[str]:
-    """Read only the header line, through Hadoop's file system so any URI (file:, hdfs:, s3a:) works."""
+def read_header(spark: SparkSession, path: str, encoding: str = UTF_8) -> list[str]:
+    """Read only the header line, through Hadoop's file system so any URI (file:, hdfs:, s3a:) works. Names are
+    trimmed, as values are: ` account_id ` names the account_id column."""
     jvm = filesystem.jvm(spark)
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     try:
@@ -69,13 +71,13 @@ def read_header(spark: SparkSession, path: str) -> list[str]:
     except Exception as error:  # py4j surfaces Java IO errors as Py4JJavaError
         raise ExtractError(f"{path}: cannot be read ({type(error).__name__})") from error
     try:
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, encoding))
         first_line = reader.readLine()
     finally:
         stream.close()
     if first_line is None:
         raise ExtractError(f"{path}: empty file, expected a header row")
-    return next(csv.reader([first_line.lstrip("\ufeff")]))
+    return [name.strip() for name in next(csv.reader([first_line.lstrip("\ufeff")]))]
 
 
 def split_size(spark: SparkSession, file_bytes: int) -> int:
@@ -91,10 +93,24 @@ def split_size(spark: SparkSession, file_bytes: int) -> int:
 WHOLE_RECORD_LINE = r'^(?:[^",\r]*|"(?:[^"\r]|"")*")(?:,(?:[^",\r]*|"(?:[^"\r]|"")*"))*\r?$'
 
 
-def lines_are_records(spark: SparkSession, path: str) -> bool:
-    """Whether every line of the file is one whole record that the line parser reads exactly as the whole-file
-    parser does, so its lines can be parsed apart, in parallel splits. One scan of the lines (split at LF only)
-    looks for anything that would read differently:
+@dataclass(frozen=True)
+class LineScan:
+    """What one scan of a file's lines found: lines that are not valid UTF-8, and whether every line is a whole
+    record (see `scan_lines`)."""
+
+    not_utf8: int
+    are_records: bool
+
+
+def scan_lines(spark: SparkSession, path: str) -> LineScan:
+    """One scan of the file's lines (split at LF only), as raw bytes, for two questions.
+
+    Is every line valid UTF-8? Spark's readers replace bytes that are not with U+FFFD, silently; a line whose
+    bytes differ from its own decoded and re-encoded text holds such bytes (a U+FFFD really in the file is valid
+    and re-encodes to itself).
+
+    Is every line one whole record that the line parser reads exactly as the whole-file parser does, so its lines
+    can be parsed apart, in parallel splits? It is not when there is:
 
     - a line with a quote that is not a well-formed record (a quoted field holding a line break leaves its
       quote open; a stray quote opens one in the whole-file parser);
@@ -114,22 +130,42 @@ def lines_are_records(spark: SparkSession, path: str) -> bool:
         F.count(F.lit(1)).alias("lines"),
         F.count(F.when(is_odd, 1)).alias("odd"),
         F.count(F.when(value.endswith("\r"), 1)).alias("crlf"),
+        F.count(F.when(not_utf8(value), 1)).alias("not_utf8"),
     ).first()
     assert counts is not None
-    return counts["odd"] == 0 and counts["crlf"] in (0, counts["lines"])
+    return LineScan(int(counts["not_utf8"]), counts["odd"] == 0 and counts["crlf"] in (0, counts["lines"]))
 
 
-def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract) -> DataFrame:
+def not_utf8(value: Column) -> Column:
+    """A line (read by the text source, which keeps the file's bytes) holding bytes that are not UTF-8."""
+    return value.cast("binary") != F.encode(value, UTF_8)
+
+
+def first_line_not_utf8(spark: SparkSession, path: str) -> int:
+    """The number of the first line that is not valid UTF-8 (only asked once a scan has found one)."""
+    flags = spark.read.option("lineSep", "\n").text(path).select(not_utf8(F.col("value")).alias("bad"))
+    # in file order: zipWithIndex numbers the lines partition by partition, and first() takes the earliest
+    _, index = flags.rdd.zipWithIndex().filter(lambda row_index: bool(row_index[0]["bad"])).first()
+    return int(index) + 1
+
+
+def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract, encoding: str = "") -> DataFrame:
     """Read one extract as strings, mapping columns by header name, so typing and validation happen in SQL.
 
     Every column is read as a string under an explicit schema built from the checked header (no inference),
     and records with the wrong number of fields land in _corrupt_record instead of being dropped. A file larger
-    than one split whose lines are whole records (`lines_are_records`) is parsed in parallel splits, so the
+    than one split whose lines are whole records (`scan_lines`) is parsed in parallel splits, so the
     models above it run in parallel too; any other file is parsed whole, in one task, so quoted line breaks stay
     inside their field.
+
+    Without an `encoding` the file must be valid UTF-8, and one that is not stops the run naming its first bad
+    line: a reader would otherwise replace those bytes, changing values silently. With one, the file is decoded
+    with it, whole.
     """
     path = extract_path(extracts_dir, extract)
-    header = read_header(spark, path)
+    if encoding and not filesystem.jvm(spark).java.nio.charset.Charset.isSupported(encoding):
+        raise ExtractError(f"--encoding {encoding}: not an encoding Java knows (e.g. UTF-8, ISO-8859-1, windows-1252)")
+    header = read_header(spark, path, encoding or UTF_8)
     for column in extract.columns:
         if column not in header:
             raise ExtractError(f"{path}: missing column {column} (header: {','.join(header)})")
@@ -137,22 +173,31 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract) -> Da
     if duplicated:
         raise ExtractError(f"{path}: column {duplicated[0]} appears more than once in the header")
     schema = StructType([StructField(name, StringType()) for name in [*header, CORRUPT_RECORD_COLUMN]])
-    file_bytes = filesystem.size(spark, path)
-    in_splits = file_bytes > split_size(spark, file_bytes) and lines_are_records(spark, path)
+    in_splits = False
+    if not encoding:
+        lines = scan_lines(spark, path)
+        if lines.not_utf8:
+            line_number = first_line_not_utf8(spark, path)
+            raise ExtractError(
+                f"{path}: line {line_number} is not valid UTF-8 ({lines.not_utf8} such lines); "
+                "pass --encoding NAME if the extracts are encoded otherwise"
+            )
+        file_bytes = filesystem.size(spark, path)
+        in_splits = file_bytes > split_size(spark, file_bytes) and lines.are_records
     raw_df = spark.read.csv(
         path,
         schema=schema,
         header=True,
         multiLine=not in_splits,
         escape='"',
-        encoding="UTF-8",
+        encoding=encoding or UTF_8,
         mode="PERMISSIVE",
         columnNameOfCorruptRecord=CORRUPT_RECORD_COLUMN,
     )
     return raw_df.select(*[raw_df[name] for name in [*extract.columns, CORRUPT_RECORD_COLUMN]])
 
 
-def register_extracts(spark: SparkSession, extracts_dir: str) -> dict[str, Observation]:
+def register_extracts(spark: SparkSession, extracts_dir: str, encoding: str = "") -> dict[str, Observation]:
     """Check all four headers first, then register each extract as view raw_<table>.
 
     Returns an observation per table that reports the rows read once the first model has scanned the file,
@@ -160,7 +205,7 @@ def register_extracts(spark: SparkSession, extracts_dir: str) -> dict[str, Obser
     """
     if not filesystem.exists(spark, extracts_dir):
         raise ExtractError(f"{extracts_dir}: folder not found")
-    raw_dfs = {extract.table_name: read_extract(spark, extracts_dir, extract) for extract in EXTRACTS}
+    raw_dfs = {extract.table_name: read_extract(spark, extracts_dir, extract, encoding) for extract in EXTRACTS}
     observations = {}
     for table_name, raw_df in raw_dfs.items():
         observation = Observation(f"read_{table_name}")

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spark_etl.extract import EXTRACTS
@@ -56,6 +56,18 @@ def check_reconciliation(counts: list[TableCounts], rows_read: dict[str, int]) -
                 f"{table.table_name}: read {rows_read[table.table_name]} rows but accounted for {accounted} "
                 f"(kept {table.kept}, collapsed {table.collapsed}, rejected {table.rejected})"
             )
+
+
+def as_of_metrics(as_of_row: Row | None) -> dict[str, Any]:
+    """The run's as_of, the latest date in the data, and whether as_of lies after it (legitimate for a backfill
+    that passes a date, suspicious for a date in the future): the entry script warns about the latter."""
+    as_of = as_of_row["as_of_date"] if as_of_row else None
+    latest = as_of_row["latest_data_date"] if as_of_row else None
+    return {
+        "as_of": as_of.isoformat() if as_of else None,
+        "latest_data_date": latest.isoformat() if latest else None,
+        "is_as_of_after_data": bool(as_of and latest and as_of > latest),
+    }
 
 
 def counts_as_dicts(counts: list[TableCounts]) -> dict[str, dict[str, int]]:

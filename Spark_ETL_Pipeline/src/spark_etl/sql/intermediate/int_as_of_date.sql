@@ -18,7 +18,8 @@ observed as (
 final as (
     select
         coalesce((select run_parameters.as_of_date from run_parameters), observed.latest_date) as as_of_date,
-        (select run_parameters.as_of_date from run_parameters) is not null as is_as_of_given
+        (select run_parameters.as_of_date from run_parameters) is not null as is_as_of_given,
+        observed.latest_date as latest_data_date
     from observed
 )
 
