@@ -113,11 +113,12 @@ def remove(folders: list[Path]) -> None:
 
 
 def start(paths: RunPaths) -> None:
-    """Make the run's folder, with a record saying what it is and where its warehouse is."""
+    """Make the run's folder, with a record saying what it is and where its warehouse is, and its log."""
     for folder in (paths.executed_notebooks, paths.reports):
         folder.mkdir(parents=True)
     record = {"run_id": paths.run_id, "pid": os.getpid(), "warehouse": paths.warehouse}
     (paths.pending / RUN_RECORD).write_text(json.dumps(record) + "\n", encoding="utf-8")
+    paths.log.touch(mode=0o600)
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
