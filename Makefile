@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck unit extracts bench lab cluster-up cluster-down clean
+.PHONY: run test lint typecheck unit extracts docs bench lab cluster-up cluster-down clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ unit: $(INSTALLED)
 ## extracts: regenerate the bundled extracts from the seeded generator
 extracts: $(INSTALLED)
 	$(PY) -m spark_etl.generate --out data_extracts --seed 42 --bad-rows 30 --unpaid-rate 0.02
+
+## docs: regenerate docs/models.md's lineage and model table from spark_etl/registry.py
+docs: $(INSTALLED)
+	$(PY) -m spark_etl.registry --doc docs/models.md
 
 ## bench: pipeline vs a bare Spark read and DuckDB at 1x, 10x, 100x (BENCH_SCALE=1000 adds 1000x); writes docs/benchmarks.md
 bench: $(INSTALLED)

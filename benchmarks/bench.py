@@ -214,23 +214,11 @@ def floor_job(extracts_dir: str) -> int:
     return 0
 
 
-# The models the feature table depends on, in the order they can be built; the rejects, the row counts and the
-# notebooks' profiles are left out. The staging models are views that several models read, so the *_checked
-# model under each is cached and its duplicate-check window runs once (the pipeline stores every model instead).
-CONTRACT_MODELS = (
-    ("staging", "stg_accounts_checked"),
-    ("staging", "stg_accounts"),
-    ("staging", "stg_skus_checked"),
-    ("staging", "stg_skus"),
-    ("staging", "stg_invoices_checked"),
-    ("staging", "stg_invoices"),
-    ("staging", "stg_invoice_line_items_checked"),
-    ("staging", "stg_invoice_line_items"),
-    ("intermediate", "int_invoice_totals"),
-    ("intermediate", "int_account_daily_invoices"),
-    ("intermediate", "int_as_of_date"),
-    ("marts", "fct_invoice_features"),
-)
+# The contract's models are the feature table and what it reads, in build order (registry.upstream); the rejects,
+# the row counts and the notebooks' profiles are left out. The staging models are views that several models read,
+# so the *_checked model under each is cached and its duplicate-check window runs once (the pipeline stores every
+# model instead).
+CONTRACT_MODEL = "fct_invoice_features"
 
 
 def contract_job(extracts_dir: str, output_path: str) -> int:
@@ -240,18 +228,18 @@ def contract_job(extracts_dir: str, output_path: str) -> int:
     No notebooks, kernels, stored models, profiles, charts or reports, so its time is what this SQL costs Spark
     with nothing around it, set beside the pipeline's in the report.
     """
-    from spark_etl import filesystem, load, models
+    from spark_etl import filesystem, load, models, registry
     from spark_etl.extract import register_extracts
     from spark_etl.session import spark_session
 
     spark = spark_session("benchmark_contract")
     register_extracts(spark, extracts_dir)
     models.register_parameters(spark, None)
-    for layer, model_name in CONTRACT_MODELS:
-        model_df = spark.sql(models.sql_text(layer, model_name))
-        if model_name.endswith("_checked"):
+    for model in registry.upstream(CONTRACT_MODEL):
+        model_df = spark.sql(models.sql_text(model.layer, model.name))
+        if model.name.endswith("_checked"):
             model_df = model_df.cache()
-        model_df.createOrReplaceTempView(model_name)
+        model_df.createOrReplaceTempView(model.name)
     rows = load.export_features(spark, filesystem.qualify(output_path))
     print(json.dumps({"rows": rows}))
     spark.stop()

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import collect_sorted, run_view
-from spark_etl import models
+from spark_etl import models, registry
 
 D = date(2021, 6, 1)  # issue date of the invoices whose windows are checked
 
@@ -58,9 +58,9 @@ def featured(spark: SparkSession) -> SparkSession:
         lines, "invoice_id bigint, item_id string, quantity int, is_known_sku boolean"
     ).createOrReplaceTempView("stg_invoice_line_items")
     models.register_parameters(spark, date(2021, 7, 2))
-    for model_name in ("int_invoice_totals", "int_account_daily_invoices", "int_as_of_date"):
-        run_view(spark, "intermediate", model_name)
-    run_view(spark, "marts", "fct_invoice_features")
+    for layer in ("intermediate", "marts"):
+        for model in registry.layer_models(layer):
+            run_view(spark, layer, model.name)
     return spark
 
 

@@ -10,6 +10,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import collect_sorted, register_strings, run_view
+from spark_etl import registry
 
 ACCOUNT_COLUMNS = (
     "account_id",
@@ -103,14 +104,8 @@ def staged(spark: SparkSession) -> SparkSession:
             ("15", "C", "1", None),  # SKU rejected: unknown
         ],
     )
-    for table in ("accounts", "skus", "invoices"):
-        run_view(spark, "staging", f"stg_{table}_checked")
-        run_view(spark, "staging", f"stg_{table}")
-    run_view(spark, "staging", "stg_invoice_line_items_checked")
-    run_view(spark, "staging", "stg_invoice_line_items")
-    run_view(spark, "staging", "stg_checked_rows")
-    run_view(spark, "staging", "stg_rejects")
-    run_view(spark, "staging", "stg_row_counts")
+    for model in registry.layer_models("staging"):
+        run_view(spark, "staging", model.name)
     return spark
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_etl import models, quality
+from spark_etl import models, quality, registry
 
 
 def _display(obj: Any) -> None:
@@ -28,6 +28,14 @@ def show_sql(layer: str, model_name: str) -> None:
     from IPython.display import Markdown
 
     _display(Markdown(f"**`{layer}/{model_name}.sql`**\n\n```sql\n{models.sql_text(layer, model_name)}```"))
+
+
+def show_models(layer: str) -> None:
+    """Render a layer's models as the registry declares them (grain, key, columns from each .md), so the notebook's
+    table is the graph that is built and checked, not a hand-kept copy."""
+    from IPython.display import Markdown
+
+    _display(Markdown(registry.grain_table(layer)))
 
 
 def show_table(rows: Sequence[dict[str, Any]], caption: str = "") -> None:
