@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import collect_sorted, run_view
-from spark_etl import models, registry
+from spark_etl import constraints, models, registry
 
 D = date(2021, 6, 1)  # issue date of the invoices whose windows are checked
 
@@ -144,3 +144,10 @@ def test_parse_as_of_accepts_only_iso_dates() -> None:
     assert models.parse_as_of(None) is None
     with pytest.raises(ValueError, match="not a date in YYYY-MM-DD form"):
         models.parse_as_of("02/07/2021")
+
+
+@pytest.mark.parametrize(
+    "model", [*registry.layer_models("intermediate"), *registry.layer_models("marts")], ids=lambda model: model.name
+)
+def test_declared_keys_and_relationships_hold(featured: SparkSession, model: registry.Model) -> None:
+    constraints.check(featured, model.name)

@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import PROJECT_DIR
-from spark_etl import models, registry, runner
+from spark_etl import load, models, registry, runner
 from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
 
 SQL_DIR = resources.files("spark_etl").joinpath("sql")
@@ -198,3 +198,11 @@ def test_grain_table_lists_a_layers_models_with_their_keys_and_documented_column
         "| `int_as_of_date` | Parquet | exactly one row: the run | none: a single row | as_of_date date, "
         "is_as_of_given boolean |",
     ]
+
+
+def test_the_data_dictionary_lists_the_exported_features(schemas: dict[str, list[tuple[str, str]]]) -> None:
+    dictionary = (PROJECT_DIR / "docs" / "data_dictionary.md").read_text(encoding="utf-8")
+    feature_table = dictionary.partition("| feature | type |")[2].partition("\n\n")[0]
+    documented = tuple(re.findall(r"^\| `([a-z_0-9]+)` \|", feature_table, re.M))
+    assert documented == load.FEATURE_COLUMNS
+    assert tuple(name for name, _ in schemas["fct_invoice_features"][: len(documented)]) == documented

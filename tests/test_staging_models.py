@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import collect_sorted, register_strings, run_view
-from spark_etl import registry
+from spark_etl import constraints, registry
 
 ACCOUNT_COLUMNS = (
     "account_id",
@@ -224,3 +224,8 @@ def test_rejects_keep_the_original_values(staged: SparkSession) -> None:
     } in [json.loads(record) for record in records]
     # a missing value stays visible as null, not dropped from the record
     assert any(json.loads(record).get("account_id", "absent") is None for record in records)
+
+
+@pytest.mark.parametrize("model", registry.layer_models("staging"), ids=lambda model: model.name)
+def test_declared_keys_and_relationships_hold(staged: SparkSession, model: registry.Model) -> None:
+    constraints.check(staged, model.name)

@@ -11,7 +11,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import load, quality
+from spark_etl import constraints, load, quality
 
 LAYERS = ("staging", "intermediate", "marts")
 
@@ -81,7 +81,8 @@ class Stage:
         return model_df
 
     def build(self, model_name: str, profile: bool = False) -> DataFrame:
-        """Run a model, store it as Parquet in the warehouse and register the stored copy as its view.
+        """Run a model, store it as Parquet in the warehouse, register the stored copy as its view and check its
+        declared key and relationships (`constraints.check`).
 
         With `profile`, the model's column profile (`Stage.profile`) is observed while it is written, so showing
         it costs no second scan and no extra job.
@@ -95,6 +96,7 @@ class Stage:
         rows = load.write_parquet(model_df, path)
         stored_df = load.read_parquet(self.spark, path)
         stored_df.createOrReplaceTempView(model_name)
+        constraints.check(self.spark, model_name)  # its declared key and relationships, on the stored copy
         profile_rows = None if observation is None else quality.profile_rows(observation.get, model_df.columns)
         self._record(ModelRun(self.layer, model_name, rows, time.perf_counter() - started, path, profile_rows))
         return stored_df
