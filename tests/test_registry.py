@@ -206,3 +206,15 @@ def test_the_data_dictionary_lists_the_exported_features(schemas: dict[str, list
     documented = tuple(re.findall(r"^\| `([a-z_0-9]+)` \|", feature_table, re.M))
     assert documented == load.FEATURE_COLUMNS
     assert tuple(name for name, _ in schemas["fct_invoice_features"][: len(documented)]) == documented
+
+
+def test_the_duplicate_key_rule_is_written_once_and_included_by_the_keyed_checked_models() -> None:
+    rule = models.shared_sql("duplicate_key_rule.sql")
+    including = []
+    for model in registry.MODELS:
+        raw = (SQL_DIR / model.layer / f"{model.name}.sql").read_text(encoding="utf-8")
+        assert "partition by" not in raw or model.name == "int_account_daily_invoices"  # its own windows
+        if "-- include: duplicate_key_rule.sql\n" in raw:
+            including.append(model.name)
+            assert models.sql_text(model.layer, model.name).count(rule) == 1
+    assert including == ["stg_accounts_checked", "stg_skus_checked", "stg_invoices_checked"]

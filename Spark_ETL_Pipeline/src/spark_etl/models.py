@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,11 +17,25 @@ from spark_etl import constraints, load, quality
 LAYERS = ("staging", "intermediate", "marts")
 
 
+# a line that stands for a shared piece of SQL in sql/shared/ (e.g. the duplicate-key rule of the *_checked models)
+INCLUDE = re.compile(r"^-- include: ([a-z_]+\.sql)\n", re.M)
+
+
 def sql_text(layer: str, model_name: str) -> str:
-    """The SQL of a model, read from the package so notebooks, tests and the docs show the same text."""
+    """The SQL of a model, read from the package so notebooks, tests and the docs show the same text, with its
+    `-- include:` lines replaced by the shared SQL they name, so what is shown is what runs."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
-    return resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
+    sql = resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
+    return INCLUDE.sub(lambda include: shared_sql(include.group(1)), sql)
+
+
+def shared_sql(file_name: str) -> str:
+    """A piece of SQL several models include: fixed text from the package, never a value; it includes nothing."""
+    sql = resources.files("spark_etl").joinpath("sql", "shared", file_name).read_text(encoding="utf-8")
+    if INCLUDE.search(sql):
+        raise ValueError(f"sql/shared/{file_name} includes another file; shared SQL is one level deep")
+    return sql
 
 
 def register_parameters(spark: SparkSession, as_of_date: date | None) -> None:
