@@ -10,9 +10,9 @@ import nbformat
 import pytest
 from pyspark.sql import SparkSession
 
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, raw_columns
 from spark_etl import load, models, registry, runner
-from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
+from spark_etl.extract import EXTRACTS
 
 SQL_DIR = resources.files("spark_etl").joinpath("sql")
 CTE_HEADER = re.compile(r"^([a-z_][a-z0-9_]*) as \($", re.M)
@@ -153,7 +153,7 @@ def schemas(spark: SparkSession) -> dict[str, list[tuple[str, str]]]:
     """Every model's schema, from its SQL run as a view over empty extracts (analysis only: no Spark job)."""
     session = spark.newSession()
     for extract in EXTRACTS:
-        columns = ", ".join(f"{name} string" for name in (*extract.columns, CORRUPT_RECORD_COLUMN))
+        columns = ", ".join(f"{name} string" for name in raw_columns(extract.table_name))
         session.createDataFrame([], columns).createOrReplaceTempView(f"raw_{extract.table_name}")
     models.register_parameters(session, None)
     found = {}

@@ -9,29 +9,13 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import SparkSession
 
-from conftest import collect_sorted, register_strings, run_view
+from conftest import collect_sorted, raw_columns, register_strings, run_view
 from spark_etl import constraints, registry
 
-ACCOUNT_COLUMNS = (
-    "account_id",
-    "company_name",
-    "company_address",
-    "contact_person",
-    "contact_phone",
-    "gender",
-    "joining_date",
-    "_corrupt_record",
-)
-SKU_COLUMNS = (
-    "item_id",
-    "item_name",
-    "item_description",
-    "item_cost_price",
-    "item_retail_price",
-    "_corrupt_record",
-)
-INVOICE_COLUMNS = ("invoice_id", "account_id", "date_issued", "payment_dates", "_corrupt_record")
-LINE_COLUMNS = ("invoice_id", "item_id", "quantity", "_corrupt_record")
+ACCOUNT_COLUMNS = raw_columns("accounts")
+SKU_COLUMNS = raw_columns("skus")
+INVOICE_COLUMNS = raw_columns("invoices")
+LINE_COLUMNS = raw_columns("invoice_line_items")
 
 
 def account(account_id: str | None, joining_date: str | None, name: str = "Acme") -> tuple[str | None, ...]:
