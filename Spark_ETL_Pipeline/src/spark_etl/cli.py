@@ -185,6 +185,7 @@ def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, 
             **common,
             "output_path": str(paths.pending / paths.output.name),
             "rejects_path": str(paths.pending / "rejects.csv"),
+            "published_dir": str(paths.output.parent),
         },
     }
 
