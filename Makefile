@@ -17,13 +17,14 @@ $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 run: $(INSTALLED)
 	$(PY) Spark_ETL_Pipeline/src/Spark_ETL_Pipeline.py $(ARGS)
 
-## test: lint, type-check, then the whole test suite (CI runs exactly this)
+## test: lint (Python and the SQL models), type-check, then the whole test suite (CI runs exactly this)
 test: lint typecheck
 	$(PY) -m pytest
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m sqlfluff lint --disable-progress-bar Spark_ETL_Pipeline/src/spark_etl/sql
 
 typecheck: $(INSTALLED)
 	$(PY) -m mypy

@@ -214,7 +214,7 @@ def test_the_duplicate_key_rule_is_written_once_and_included_by_the_keyed_checke
     for model in registry.MODELS:
         raw = (SQL_DIR / model.layer / f"{model.name}.sql").read_text(encoding="utf-8")
         assert "partition by" not in raw or model.name == "int_account_daily_invoices"  # its own windows
-        if "-- include: duplicate_key_rule.sql\n" in raw:
+        if '{% include "duplicate_key_rule.sql" %}\n' in raw:
             including.append(model.name)
             assert models.sql_text(model.layer, model.name).count(rule) == 1
     assert including == ["stg_accounts_checked", "stg_skus_checked", "stg_invoices_checked"]

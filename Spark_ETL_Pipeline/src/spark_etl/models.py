@@ -17,24 +17,29 @@ from spark_etl import constraints, load, quality
 LAYERS = ("staging", "intermediate", "marts")
 
 
-# a line that stands for a shared piece of SQL in sql/shared/ (e.g. the duplicate-key rule of the *_checked models)
-INCLUDE = re.compile(r"^-- include: ([a-z_]+\.sql)\n", re.M)
+# a line that stands for a shared piece of SQL in sql/shared/ (the duplicate-key rule of the *_checked models), in
+# Jinja's include syntax so that sqlfluff's templater renders it the same way when it lints the models
+INCLUDE = re.compile(r'^\{% include "([a-z_]+\.sql)" %\}\n', re.M)
 
 
 def sql_text(layer: str, model_name: str) -> str:
     """The SQL of a model, read from the package so notebooks, tests and the docs show the same text, with its
-    `-- include:` lines replaced by the shared SQL they name, so what is shown is what runs."""
+    `{% include "<file>" %}` lines replaced by the shared SQL they name, so what is shown is what runs."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
     sql = resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
-    return INCLUDE.sub(lambda include: shared_sql(include.group(1)), sql)
+    rendered = INCLUDE.sub(lambda include: shared_sql(include.group(1)), sql)
+    if any(tag in rendered for tag in ("{{", "{%", "{#")):  # sqlfluff would read another Jinja tag differently
+        raise ValueError(f"{layer}/{model_name}.sql: a Jinja tag other than a whole-line include")
+    return rendered
 
 
 def shared_sql(file_name: str) -> str:
-    """A piece of SQL several models include: fixed text from the package, never a value; it includes nothing."""
+    """A piece of SQL several models include: fixed text from the package, never a value; it holds no Jinja tag
+    (sqlfluff's templater would expand one that this renderer does not)."""
     sql = resources.files("spark_etl").joinpath("sql", "shared", file_name).read_text(encoding="utf-8")
-    if INCLUDE.search(sql):
-        raise ValueError(f"sql/shared/{file_name} includes another file; shared SQL is one level deep")
+    if "{%" in sql:
+        raise ValueError(f"sql/shared/{file_name} holds a Jinja tag; shared SQL is plain SQL, included one level deep")
     return sql
 
 

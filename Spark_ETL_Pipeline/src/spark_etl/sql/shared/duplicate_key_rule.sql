@@ -1,7 +1,7 @@
--- The duplicate-key rule of the keyed *_checked models (accounts, skus, invoices), written once. Included where a
--- model has `-- include: duplicate_key_rule.sql`, after a `validated` CTE with one row per source record and the
--- columns record_key (the typed key), is_invalid, raw_record (the raw values as a struct) and corrupt_record.
--- Adds reject_reason, is_collapsed and source_record in CTE `outcome`.
+-- The duplicate-key rule of the keyed *_checked models (accounts, skus, invoices), written once. A model includes
+-- it with a Jinja include line naming this file (models.sql_text renders it), after a `validated` CTE with one row
+-- per source record and the columns record_key (the typed key), is_invalid, raw_record (the raw values as a
+-- struct) and corrupt_record. Adds reject_reason, is_collapsed and source_record in CTE `outcome`.
 keyed as (
     select
         validated.*,

@@ -48,7 +48,7 @@ validated as (
     from parsed
 ),
 
--- include: duplicate_key_rule.sql
+{% include "duplicate_key_rule.sql" %}
 
 final as (
     select

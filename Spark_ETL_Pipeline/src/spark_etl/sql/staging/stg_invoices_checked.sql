@@ -51,7 +51,7 @@ validated as (
     from parsed
 ),
 
--- include: duplicate_key_rule.sql
+{% include "duplicate_key_rule.sql" %}
 
 final as (
     select
