@@ -33,9 +33,9 @@ typecheck: $(INSTALLED)
 unit: $(INSTALLED)
 	$(PY) -m pytest -m "not e2e"
 
-## extracts: regenerate the bundled extracts from the seeded generator
+## extracts: regenerate the bundled extracts from the seeded generator (a development tool in tools/)
 extracts: $(INSTALLED)
-	$(PY) -m spark_etl.generate --out data_extracts --seed 42 --bad-rows 30 --unpaid-rate 0.02
+	PYTHONPATH=tools $(PY) -m extracts_generator --out data_extracts --seed 42 --bad-rows 30 --unpaid-rate 0.02
 
 ## docs: regenerate docs/models.md's lineage and model table from spark_etl/registry.py
 docs: $(INSTALLED)

@@ -107,7 +107,8 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     source = str(options.repo / "Spark_ETL_Pipeline" / "src")
-    sys.path.insert(0, source)  # the generator and reader of the checkout under test
+    sys.path.insert(0, source)  # the reader of the checkout under test
+    sys.path.insert(0, str(options.repo / "tools"))  # and its extracts generator
     if options.floor:
         return floor_job(options.floor)
     if options.contract:

@@ -88,13 +88,15 @@ class Extracts:
 
 def generator_fingerprint(repo: Path) -> str:
     """The generator's source hash: a cached folder from an older generator is not reused."""
-    source = repo / "Spark_ETL_Pipeline" / "src" / "spark_etl" / "generate.py"
-    return hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256()
+    for source in sorted((repo / "tools" / "extracts_generator").glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def cached_extracts(cache_dir: Path, repo: Path, scale: float, skew_share: float) -> Extracts:
     """Generate the extracts for one scale once; a marker written last says the folder is complete."""
-    from spark_etl.generate import generate
+    from extracts_generator import generate
 
     name = f"seed{SEED}-scale{scale:g}-skew{skew_share:g}-gen{generator_fingerprint(repo)}"
     folder = cache_dir / "extracts" / name

@@ -405,7 +405,7 @@ def write_report(
         "```",
         "",
         *repo_note(options.repo),
-        "Each size's extracts are made by `spark_etl.generate.generate(dir, seed=42, scale=N)` (cached under "
+        "Each size's extracts are made by `extracts_generator.generate(dir, seed=42, scale=N)` (tools/) (cached under "
         f"`{options.cache_dir}`), then measured in the same run, one process after the other:",
         "",
         "- (a) **bare Spark**, the floor: a fresh Python process that starts a session with "

@@ -18,8 +18,8 @@ import pytest
 import reference_contract
 from conftest import PROJECT_DIR
 from contract_compare import assert_run_matches_reference
+from extracts_generator import generate
 from spark_etl import cluster
-from spark_etl.generate import generate
 
 pytestmark = pytest.mark.e2e
 ENTRY_SCRIPT = PROJECT_DIR / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
