@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck unit extracts bench lab cluster-up cluster-down clean
+.PHONY: run test lint typecheck unit extracts docs bench lab cluster-up cluster-down clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -17,13 +17,14 @@ $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 run: $(INSTALLED)
 	$(PY) Spark_ETL_Pipeline/src/Spark_ETL_Pipeline.py $(ARGS)
 
-## test: lint, type-check, then the whole test suite (CI runs exactly this)
+## test: lint (Python and the SQL models), type-check, then the whole test suite (CI runs exactly this)
 test: lint typecheck
 	$(PY) -m pytest
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m sqlfluff lint --disable-progress-bar Spark_ETL_Pipeline/src/spark_etl/sql
 
 typecheck: $(INSTALLED)
 	$(PY) -m mypy
@@ -32,9 +33,13 @@ typecheck: $(INSTALLED)
 unit: $(INSTALLED)
 	$(PY) -m pytest -m "not e2e"
 
-## extracts: regenerate the bundled extracts from the seeded generator
+## extracts: regenerate the bundled extracts from the seeded generator (a development tool in tools/)
 extracts: $(INSTALLED)
-	$(PY) -m spark_etl.generate --out data_extracts --seed 42 --bad-rows 30 --unpaid-rate 0.02
+	PYTHONPATH=tools $(PY) -m extracts_generator --out data_extracts --seed 42 --bad-rows 30 --unpaid-rate 0.02
+
+## docs: regenerate docs/models.md's lineage and model table from spark_etl/registry.py
+docs: $(INSTALLED)
+	$(PY) -m spark_etl.registry --doc docs/models.md
 
 ## bench: pipeline vs a bare Spark read and DuckDB at 1x, 10x, 100x (BENCH_SCALE=1000 adds 1000x); writes docs/benchmarks.md
 bench: $(INSTALLED)

@@ -14,6 +14,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from spark_etl import models
+from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
 from spark_etl.session import spark_session
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -69,6 +70,12 @@ def real_extracts_dir() -> Path:
             pytest.fail(f"CI=true but the real extracts are missing at {REAL_EXTRACTS_DIR}")
         pytest.skip(f"the real extracts are not at {REAL_EXTRACTS_DIR} (they are outside the repository)")
     return REAL_EXTRACTS_DIR
+
+
+def raw_columns(table_name: str) -> tuple[str, ...]:
+    """The columns an extract's raw view has (extract.read_extract): its required columns, then _corrupt_record."""
+    (extract,) = [extract for extract in EXTRACTS if extract.table_name == table_name]
+    return (*extract.columns, CORRUPT_RECORD_COLUMN)
 
 
 def register_strings(spark: SparkSession, view: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

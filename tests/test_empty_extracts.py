@@ -12,8 +12,8 @@ import pytest
 import reference_contract
 from conftest import assert_notebooks_clean, run_pipeline
 from contract_compare import assert_run_matches_reference
+from extracts_generator import generate
 from spark_etl import cli, extract, run_files, runner
-from spark_etl.generate import generate
 
 pytestmark = pytest.mark.e2e
 TABLES = [spec.table_name for spec in extract.EXTRACTS]

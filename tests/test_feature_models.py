@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import collect_sorted, run_view
-from spark_etl import models
+from spark_etl import constraints, models, registry
 
 D = date(2021, 6, 1)  # issue date of the invoices whose windows are checked
 
@@ -58,9 +58,9 @@ def featured(spark: SparkSession) -> SparkSession:
         lines, "invoice_id bigint, item_id string, quantity int, is_known_sku boolean"
     ).createOrReplaceTempView("stg_invoice_line_items")
     models.register_parameters(spark, date(2021, 7, 2))
-    for model_name in ("int_invoice_totals", "int_account_daily_invoices", "int_as_of_date"):
-        run_view(spark, "intermediate", model_name)
-    run_view(spark, "marts", "fct_invoice_features")
+    for layer in ("intermediate", "marts"):
+        for model in registry.layer_models(layer):
+            run_view(spark, layer, model.name)
     return spark
 
 
@@ -147,3 +147,10 @@ def test_parse_as_of_accepts_only_iso_dates() -> None:
     assert models.parse_as_of(None) is None
     with pytest.raises(ValueError, match="not a date in YYYY-MM-DD form"):
         models.parse_as_of("02/07/2021")
+
+
+@pytest.mark.parametrize(
+    "model", [*registry.layer_models("intermediate"), *registry.layer_models("marts")], ids=lambda model: model.name
+)
+def test_declared_keys_and_relationships_hold(featured: SparkSession, model: registry.Model) -> None:
+    constraints.check(featured, model.name)

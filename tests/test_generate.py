@@ -6,10 +6,12 @@ import csv
 import filecmp
 from pathlib import Path
 
+import pytest
+
 import reference_contract
 from conftest import PROJECT_DIR
+from extracts_generator import generate, shapes
 from spark_etl.extract import EXTRACTS
-from spark_etl.generate import generate
 
 
 def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
@@ -55,3 +57,18 @@ def test_bad_rows_cover_every_reject_reason(tmp_path: Path) -> None:
         ("invoice_line_items", "unknown_sku"),
     }
     assert all(counts.collapsed > 0 for table, counts in result.counts.items() if table != "invoice_line_items")
+
+
+def test_large_sizes_draw_account_texts_from_a_faker_pool_deterministically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ACCOUNT_TEXT_POOL accounts the texts come from a pool (so Faker's cost stays flat); still seeded."""
+    monkeypatch.setattr(shapes, "ACCOUNT_TEXT_POOL", 20)
+    for folder in ("a", "b"):
+        generate(tmp_path / folder, seed=4, scale=0.5)  # 100 accounts over a pool of 20
+    assert filecmp.cmp(tmp_path / "a" / "accounts.csv", tmp_path / "b" / "accounts.csv", shallow=False)
+    with (tmp_path / "a" / "accounts.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["account_id"] for row in rows] == [str(number) for number in range(1, 101)]
+    assert len({row["company_address"] for row in rows}) <= 20
+    assert all("\n" in row["company_address"] and row["gender"] in ("F", "M") for row in rows)

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from conftest import PROJECT_DIR
+from spark_etl.ports import free_port
 
 HOST = "127.0.0.1"
 START_SECONDS = 60.0
@@ -36,13 +36,6 @@ PROBE = (
     "import json, os, sys, spark_etl\n"
     "print(json.dumps({'executable': sys.executable, 'pid': os.getpid(), 'spark_etl': spark_etl.__file__}))"
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def api(port: int, token: str | None, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -33,6 +33,16 @@ def test_notebook_is_valid_without_outputs_and_parameters_come_first(path: Path)
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_papermill_documents_every_parameter_with_a_type_and_a_meaning(path: Path) -> None:
+    parameters = papermill.inspect_notebook(str(path))
+    assert "master" in parameters and "spark_conf" in parameters
+    for name, parameter in parameters.items():
+        assert parameter["inferred_type_name"] != "None", name
+        assert parameter["help"], name
+    assert parameters["spark_conf"]["inferred_type_name"] == "dict[str, str]"
+
+
 @pytest.mark.e2e
 def test_notebooks_run_top_to_bottom_on_their_defaults(tmp_path: Path) -> None:
     """As in JupyterLab: no parameters passed, paths relative to notebooks/, the bundled extracts."""

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import reference_contract
 from conftest import NOTEBOOKS, PROJECT_DIR, assert_notebooks_clean, run_pipeline
 from contract_compare import assert_run_matches_reference
+from extracts_generator import generate
 from spark_etl import cluster
-from spark_etl.generate import generate
 
 pytestmark = pytest.mark.e2e
 
@@ -74,6 +75,14 @@ def test_a_run_leaves_its_files_and_nothing_else(messy_run: Run) -> None:
     assert unknown_accounts > 0 and summary["invoices_with_unknown_account"] == unknown_accounts
     unknown_skus = sum(1 for row in messy_run.expected.rows if row[2] == "")
     assert unknown_skus > 0 and summary["invoices_with_unknown_sku"] == unknown_skus
+    # the marts notebook names the files where they were published, not the run's temporary folder
+    marts = nbformat.read(output_dir / "notebooks" / "03_marts.ipynb", as_version=4)
+    tables = [
+        o["data"]["text/html"] for c in marts.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})
+    ]
+    exported = next(table for table in tables if "<caption>exported</caption>" in table)
+    assert f"<td>{messy_run.output}</td>" in exported and f"<td>{output_dir / 'rejects.csv'}</td>" in exported
+    assert "_tmp_run_" not in exported
     warehouse = output_dir / "warehouse"
     assert sorted(p.name for p in (warehouse / "intermediate").iterdir()) == [
         "int_account_daily_invoices",

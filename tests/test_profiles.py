@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from conftest import jobs_in_group, register_strings
+from conftest import jobs_in_group, raw_columns, register_strings
 from spark_etl import models, profiles, quality
 
 
@@ -27,7 +27,7 @@ def test_a_built_model_profile_is_observed_during_its_write(session: SparkSessio
     register_strings(
         session,
         "raw_skus",
-        ("item_id", "item_name", "item_description", "item_cost_price", "item_retail_price", "_corrupt_record"),
+        raw_columns("skus"),
         [
             ("A", "a", None, "1.00", "10.50", None),
             ("B", "b", "bee", "0", "0.005", None),

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from conftest import ENTRY_SCRIPT, PROJECT_DIR, run_pipeline
-from spark_etl.generate import generate
+from extracts_generator import generate
 
 pytestmark = pytest.mark.e2e
 SECRET = "s3cr3t-Value-4821"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyspark
 
+from spark_etl.ports import free_port
 from spark_etl.session import ensure_java_home
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
@@ -31,12 +32,6 @@ class Cluster:
     master_url: str
     pids: list[int]
     log_dir: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, seconds: float) -> None:

@@ -20,10 +20,11 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from spark_etl.ports import HOST, free_port
+
 SOURCE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = SOURCE_DIR.parent.parent
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
-HOST = "127.0.0.1"
 DEFAULT_PORT = 8888
 READY_SECONDS = 120.0
 
@@ -62,13 +63,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def choose_port(requested: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -11,16 +12,35 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import load, observations, quality
+from spark_etl import constraints, load, observations, quality
 
 LAYERS = ("staging", "intermediate", "marts")
 
 
+# a line that stands for a shared piece of SQL in sql/shared/ (the duplicate-key rule of the *_checked models), in
+# Jinja's include syntax so that sqlfluff's templater renders it the same way when it lints the models
+INCLUDE = re.compile(r'^\{% include "([a-z_]+\.sql)" %\}\n', re.M)
+
+
 def sql_text(layer: str, model_name: str) -> str:
-    """The SQL of a model, read from the package so notebooks, tests and the docs show the same text."""
+    """The SQL of a model, read from the package so notebooks, tests and the docs show the same text, with its
+    `{% include "<file>" %}` lines replaced by the shared SQL they name, so what is shown is what runs."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
-    return resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
+    sql = resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
+    rendered = INCLUDE.sub(lambda include: shared_sql(include.group(1)), sql)
+    if any(tag in rendered for tag in ("{{", "{%", "{#")):  # sqlfluff would read another Jinja tag differently
+        raise ValueError(f"{layer}/{model_name}.sql: a Jinja tag other than a whole-line include")
+    return rendered
+
+
+def shared_sql(file_name: str) -> str:
+    """A piece of SQL several models include: fixed text from the package, never a value; it holds no Jinja tag
+    (sqlfluff's templater would expand one that this renderer does not)."""
+    sql = resources.files("spark_etl").joinpath("sql", "shared", file_name).read_text(encoding="utf-8")
+    if "{%" in sql:
+        raise ValueError(f"sql/shared/{file_name} holds a Jinja tag; shared SQL is plain SQL, included one level deep")
+    return sql
 
 
 def register_parameters(spark: SparkSession, as_of_date: date | None) -> None:
@@ -81,7 +101,8 @@ class Stage:
         return model_df
 
     def build(self, model_name: str, profile: bool = False) -> DataFrame:
-        """Run a model, store it as Parquet in the warehouse and register the stored copy as its view.
+        """Run a model, store it as Parquet in the warehouse, register the stored copy as its view and check its
+        declared key and relationships (`constraints.check`).
 
         With `profile`, the model's column profile (`Stage.profile`) is observed while it is written, so showing
         it costs no second scan and no extra job.
@@ -95,6 +116,7 @@ class Stage:
         rows = load.write_parquet(model_df, path)
         stored_df = load.read_parquet(self.spark, path)
         stored_df.createOrReplaceTempView(model_name)
+        constraints.check(self.spark, model_name)  # its declared key and relationships, on the stored copy
         profile_rows = None
         if observation is not None:
             summary = observations.observed(self.spark, observation)

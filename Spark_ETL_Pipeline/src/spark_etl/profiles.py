@@ -14,7 +14,8 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_etl import models, quality
+from spark_etl import models, quality, registry
+from spark_etl.html_table import html_table
 
 
 def _display(obj: Any) -> None:
@@ -30,6 +31,14 @@ def show_sql(layer: str, model_name: str) -> None:
     _display(Markdown(f"**`{layer}/{model_name}.sql`**\n\n```sql\n{models.sql_text(layer, model_name)}```"))
 
 
+def show_models(layer: str) -> None:
+    """Render a layer's models as the registry declares them (grain, key, columns from each .md), so the notebook's
+    table is the graph that is built and checked, not a hand-kept copy."""
+    from IPython.display import Markdown
+
+    _display(Markdown(registry.grain_table(layer)))
+
+
 def show_table(rows: Sequence[dict[str, Any]], caption: str = "") -> None:
     """A small HTML table (no pandas on the data path)."""
     from IPython.display import HTML
@@ -38,13 +47,7 @@ def show_table(rows: Sequence[dict[str, Any]], caption: str = "") -> None:
         _display(HTML(f"<p><em>{html.escape(caption)}: no rows</em></p>"))
         return
     columns = list(rows[0])
-    head = "".join(f"<th>{html.escape(str(column))}</th>" for column in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    )
-    title = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    _display(HTML(f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
+    _display(HTML(html_table(columns, [[row[column] for column in columns] for row in rows], caption)))
 
 
 def show_profile(profile: Sequence[dict[str, Any]], caption: str) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import nbformat
 
+from spark_etl.html_table import html_table
+
 # nbconvert's templates reference MathJax and RequireJS on a CDN; the reports need neither
 REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
 
@@ -37,12 +39,6 @@ def render_notebook(executed_path: Path, html_path: Path) -> None:
     html_path.write_text(REMOTE_SCRIPT.sub("", body), encoding="utf-8")
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
     """The run at a glance: status, as_of, row accounting, rejects, timings, a link to each report."""
     status = str(summary.get("status", "unknown"))
@@ -60,10 +56,12 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
     tables = summary.get("tables", {})
     if tables:
         rows = [[name, c["read"], c["kept"], c["collapsed"], c["rejected"]] for name, c in tables.items()]
-        parts += ["<h2>Rows per table</h2>", _table(["table", "read", "kept", "collapsed", "rejected"], rows)]
+        parts += ["<h2>Rows per table</h2>", html_table(["table", "read", "kept", "collapsed", "rejected"], rows)]
     rejects = summary.get("rejects", {})
     parts.append("<h2>Rejects by reason</h2>")
-    parts.append(_table(["table/reason", "rows"], [[k, v] for k, v in rejects.items()]) if rejects else "<p>none</p>")
+    parts.append(
+        html_table(["table/reason", "rows"], [[k, v] for k, v in rejects.items()]) if rejects else "<p>none</p>"
+    )
     stages = summary.get("stages", [])
     if stages:
         rows = [
@@ -77,7 +75,7 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
             for i, model in enumerate(stage["models"])
         ]
         rows += [[stage["notebook"], "(whole notebook)", "", stage["seconds"]] for stage in stages]
-        parts += ["<h2>Stage timings</h2>", _table(["notebook", "model", "rows", "seconds"], rows)]
+        parts += ["<h2>Stage timings</h2>", html_table(["notebook", "model", "rows", "seconds"], rows)]
     body = "\n".join(parts)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Pipeline run</title>"

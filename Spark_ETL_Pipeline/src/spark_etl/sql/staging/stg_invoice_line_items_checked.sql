@@ -64,14 +64,15 @@ final as (
         case
             when classified.reject_reason is null then null
             when classified.is_malformed then to_json(named_struct('_corrupt_record', classified.corrupt_record))
-            else to_json(
-                named_struct(
-                    'invoice_id', classified.raw_invoice_id,
-                    'item_id', classified.raw_item_id,
-                    'quantity', classified.raw_quantity
-                ),
-                map('ignoreNullFields', 'false')
-            )
+            else
+                to_json(
+                    named_struct(
+                        'invoice_id', classified.raw_invoice_id,
+                        'item_id', classified.raw_item_id,
+                        'quantity', classified.raw_quantity
+                    ),
+                    map('ignoreNullFields', 'false')
+                )
         end as source_record
     from classified
 )

@@ -1,5 +1,6 @@
 -- Grain: one row per record of skus.csv (nothing dropped). Types each field and names the first rule of the
--- contract the record breaks; stg_skus keeps the usable rows, stg_rejects the others.
+-- contract the record breaks (the duplicate-key rule is shared: sql/shared/duplicate_key_rule.sql); stg_skus keeps
+-- the usable rows, stg_rejects the others.
 with
 
 raw_rows as (
@@ -34,6 +35,7 @@ parsed as (
 validated as (
     select
         parsed.*,
+        parsed.item_id as record_key,
         (
             parsed.corrupt_record is not null
             or parsed.item_id is null
@@ -43,57 +45,19 @@ validated as (
     from parsed
 ),
 
-keyed as (
-    select
-        validated.*,
-        count(if(validated.is_invalid, null, 1)) over (partition by validated.item_id) as valid_copies,
-        row_number() over (partition by validated.item_id order by validated.is_invalid) as copy_number
-    from validated
-),
-
-compared as (
-    select
-        keyed.*,
-        -- content is only compared where a key has several valid copies, which is rare
-        if(
-            keyed.valid_copies > 1 and not keyed.is_invalid,
-            to_json(keyed.raw_record, map('ignoreNullFields', 'false')),
-            null
-        ) as row_content
-    from keyed
-),
-
-flagged as (
-    select
-        compared.*,
-        case
-            when compared.is_invalid then 'invalid_value'
-            -- contract: a key whose valid copies differ in content rejects every copy
-            when min(compared.row_content) over by_key <> max(compared.row_content) over by_key
-                then 'duplicate_conflict'
-        end as reject_reason
-    from compared
-    window by_key as (partition by compared.item_id)
-),
+{% include "duplicate_key_rule.sql" %}
 
 final as (
     select
-        flagged.item_id as item_id,
-        flagged.item_name as item_name,
-        flagged.item_description as item_description,
-        flagged.item_cost_price as item_cost_price,
-        flagged.item_retail_price as item_retail_price,
-        flagged.reject_reason as reject_reason,
-        -- contract: exact copies of a key collapse to one row, counted
-        (flagged.reject_reason is null and flagged.copy_number > 1) as is_collapsed,
-        -- the original values are kept for quarantined records only
-        case
-            when flagged.reject_reason is null then null
-            when flagged.corrupt_record is not null
-                then to_json(named_struct('_corrupt_record', flagged.corrupt_record))
-            else to_json(flagged.raw_record, map('ignoreNullFields', 'false'))
-        end as source_record
-    from flagged
+        outcome.item_id as item_id,
+        outcome.item_name as item_name,
+        outcome.item_description as item_description,
+        outcome.item_cost_price as item_cost_price,
+        outcome.item_retail_price as item_retail_price,
+        outcome.reject_reason as reject_reason,
+        outcome.is_collapsed as is_collapsed,
+        outcome.source_record as source_record
+    from outcome
 )
 
 select * from final

@@ -1,0 +1,297 @@
+"""The jobs the benchmark measures at each size: (a) bare Spark, (b) the pipeline, (c) DuckDB, (d) the contract
+alone; the generated extracts they read, and the measurements they leave."""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_measure import ProcessRun, gib, measure, wait_for_quiet
+
+BENCH_DIR = Path(__file__).resolve().parent
+SEED = 42
+SKEW_SCALE = 100.0
+SKEW_SHARE = 0.05
+# The driver memory the project allows itself at 1000x; smaller sizes run on Spark's default (1g).
+DRIVER_MEMORY_1000X = "4g"
+
+
+def floor_job(extracts_dir: str) -> int:
+    """The floor, in its own process: start a session and read each extract once with the pipeline's reader.
+
+    Prints the Spark and Java versions as JSON, for the report's machine section.
+    """
+    from spark_etl.extract import EXTRACTS, register_extracts
+    from spark_etl.session import spark_session
+
+    spark = spark_session("benchmark_floor")
+    register_extracts(spark, extracts_dir)
+    for extract in EXTRACTS:
+        spark.table(f"raw_{extract.table_name}").write.format("noop").mode("overwrite").save()
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    java = jvm.java.lang.System.getProperty("java.version")
+    print(json.dumps({"spark": spark.version, "java": str(java)}))
+    spark.stop()
+    return 0
+
+
+# The contract's models are the feature table and what it reads, in build order (registry.upstream); the rejects,
+# the row counts and the notebooks' profiles are left out. The staging models are views that several models read,
+# so the *_checked model under each is cached and its duplicate-check window runs once (the pipeline stores every
+# model instead).
+CONTRACT_MODEL = "fct_invoice_features"
+
+
+def contract_job(extracts_dir: str, output_path: str) -> int:
+    """The contract alone, in its own process: the pipeline's reader and SQL models as views in one session,
+    written once by the pipeline's exporter.
+
+    No notebooks, kernels, stored models, profiles, charts or reports, so its time is what this SQL costs Spark
+    with nothing around it, set beside the pipeline's in the report.
+    """
+    from spark_etl import filesystem, load, models, registry
+    from spark_etl.extract import register_extracts
+    from spark_etl.session import spark_session
+
+    spark = spark_session("benchmark_contract")
+    register_extracts(spark, extracts_dir)
+    models.register_parameters(spark, None)
+    for model in registry.upstream(CONTRACT_MODEL):
+        model_df = spark.sql(models.sql_text(model.layer, model.name))
+        if model.name.endswith("_checked"):
+            model_df = model_df.cache()
+        model_df.createOrReplaceTempView(model.name)
+    rows = load.export_features(spark, filesystem.qualify(output_path))
+    print(json.dumps({"rows": rows}))
+    spark.stop()
+    return 0
+
+
+@dataclass
+class Extracts:
+    """A generated extracts folder and the data rows per table the generator wrote."""
+
+    path: Path
+    rows: dict[str, int]
+
+
+def generator_fingerprint(repo: Path) -> str:
+    """The generator's source hash: a cached folder from an older generator is not reused."""
+    digest = hashlib.sha256()
+    for source in sorted((repo / "tools" / "extracts_generator").glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cached_extracts(cache_dir: Path, repo: Path, scale: float, skew_share: float) -> Extracts:
+    """Generate the extracts for one scale once; a marker written last says the folder is complete."""
+    from extracts_generator import generate
+
+    name = f"seed{SEED}-scale{scale:g}-skew{skew_share:g}-gen{generator_fingerprint(repo)}"
+    folder = cache_dir / "extracts" / name
+    marker = folder / "generated.json"
+    if marker.is_file():
+        return Extracts(folder, json.loads(marker.read_text(encoding="utf-8"))["rows"])
+    shutil.rmtree(folder, ignore_errors=True)
+    started = time.perf_counter()
+    rows = generate(folder, seed=SEED, scale=scale, skew_share=skew_share)
+    seconds = time.perf_counter() - started
+    print(f"  generated {folder} in {seconds:.1f} s: {rows}", file=sys.stderr, flush=True)
+    marker.write_text(json.dumps({"rows": rows, "generate_seconds": round(seconds, 1)}), encoding="utf-8")
+    return Extracts(folder, rows)
+
+
+@dataclass
+class ScaleResult:
+    """Everything measured on one extracts folder."""
+
+    label: str
+    scale: float
+    skewed: bool
+    extracts: Extracts
+    floor: ProcessRun | None = None
+    pipeline: ProcessRun | None = None
+    contract: ProcessRun | None = None
+    duckdb: ProcessRun | None = None
+    summary: dict[str, Any] | None = None
+    duckdb_summary: dict[str, Any] | None = None
+    pipeline_rows_out: int | None = None
+    duckdb_rows_out: int | None = None
+    identical: bool | None = None
+    contract_rows_out: int | None = None
+    contract_identical: bool | None = None  # the contract-alone CSV against DuckDB's
+    versions: dict[str, str] = field(default_factory=dict)
+    driver_memory: str | None = None  # None: Spark's default
+    spark_metrics: dict[str, int] | None = None  # from the pipeline's Spark event log
+
+    @property
+    def extract_bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.extracts.path.glob("*.csv"))
+
+    @property
+    def rows_in(self) -> int:
+        """Rows in = invoices + invoice lines (the two tables that grow with the scale)."""
+        return self.extracts.rows["invoices"] + self.extracts.rows["invoice_line_items"]
+
+
+RUN_NAMES = ("floor", "pipeline", "contract", "duckdb")
+CONTRACT_MAX_SCALE = 1000.0  # (d) is compared at 1x and 100x; at 1000x it would only lengthen the run
+
+
+def save_results(path: Path, results: list[ScaleResult], command: str) -> None:
+    """Keep the raw measurements beside the runs, so the report can be rewritten without measuring again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"command": command, "results": [asdict(result) for result in results]}
+    path.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
+
+
+def load_results(path: Path) -> tuple[list[ScaleResult], str]:
+    """The measurements and the command line of the run that saved them."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    results = []
+    for item in document["results"]:
+        extracts = item.pop("extracts")
+        runs = {name: item.pop(name, None) for name in RUN_NAMES}
+        result = ScaleResult(**item, extracts=Extracts(Path(extracts["path"]), extracts["rows"]))
+        for name, run in runs.items():
+            setattr(result, name, None if run is None else ProcessRun(**run))
+        results.append(result)
+    return results, str(document["command"])
+
+
+def data_rows(csv_path: Path) -> int | None:
+    """Data rows of a written CSV (no quoted newlines in the feature file), or None when it is missing."""
+    if not csv_path.is_file():
+        return None
+    with open(csv_path, "rb") as handle:
+        return max(0, sum(1 for _ in handle) - 1)
+
+
+def spark_metrics(event_log_dir: Path) -> dict[str, int] | None:
+    """Spill and task failures summed over every task of a run, and the executor JVM's peak heap, from Spark's
+    event log (the same numbers as the Spark UI's stage pages)."""
+    logs = [path for path in event_log_dir.glob("*") if path.is_file()]
+    if not logs:
+        return None
+    totals = {"disk_bytes_spilled": 0, "memory_bytes_spilled": 0, "failed_tasks": 0, "peak_jvm_heap_bytes": 0}
+    for log in logs:
+        with open(log, encoding="utf-8") as handle:
+            for line in handle:
+                if '"SparkListenerTaskEnd"' not in line:
+                    continue
+                event = json.loads(line)
+                task_metrics = event.get("Task Metrics") or {}
+                totals["disk_bytes_spilled"] += int(task_metrics.get("Disk Bytes Spilled", 0))
+                totals["memory_bytes_spilled"] += int(task_metrics.get("Memory Bytes Spilled", 0))
+                if event.get("Task End Reason", {}).get("Reason") != "Success":
+                    totals["failed_tasks"] += 1
+                heap = int((event.get("Task Executor Metrics") or {}).get("JVMHeapMemory", 0))
+                totals["peak_jvm_heap_bytes"] = max(totals["peak_jvm_heap_bytes"], heap)
+    return totals
+
+
+def clean_env(repo: Path) -> dict[str, str]:
+    """The environment for a measured process: the repo under test first on the path, no inherited gateway."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY_")}
+    source = str(repo / "Spark_ETL_Pipeline" / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def timed(
+    command: list[str], repo: Path, env: dict[str, str], options: argparse.Namespace, log_dir: Path
+) -> ProcessRun:
+    """One measured run, started once the machine is quiet (or the wait is over)."""
+    if options.quiet_wait > 0:
+        wait_for_quiet(options.quiet_below, options.quiet_wait)
+    return measure(command, repo, env, options.timeout, log_dir)
+
+
+def run_scale(
+    label: str,
+    scale: float,
+    skew_share: float,
+    options: argparse.Namespace,
+    engines: Sequence[str] = RUN_NAMES,
+) -> ScaleResult:
+    """Measure the selected engines, one after the other, on the same cached extracts."""
+    repo: Path = options.repo
+    extracts = cached_extracts(options.cache_dir, repo, scale, skew_share)
+    result = ScaleResult(label, scale, skew_share > 0, extracts)
+    scratch = options.cache_dir / "runs" / label.replace(" ", "-")
+    shutil.rmtree(scratch, ignore_errors=True)
+    env = clean_env(repo)
+    python = sys.executable
+    if "floor" in engines:
+        command = [python, str(BENCH_DIR / "bench.py"), "--floor", str(extracts.path)]
+        result.floor = timed(command, repo, env, options, scratch / "floor")
+        report_progress(label, "bare Spark", result.floor)
+        if result.floor.ok:
+            result.versions = json.loads(result.floor.stdout.strip().splitlines()[-1])
+    if "pipeline" in engines:
+        output = scratch / "pipeline" / "pipeline_output.csv"
+        output.parent.mkdir(parents=True)
+        entry = repo / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
+        event_log_dir = scratch / "pipeline" / "eventlog"
+        event_log_dir.mkdir()
+        command = [python, str(entry), "--extracts", str(extracts.path), "--output", str(output), "--quiet"]
+        command += ["--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={event_log_dir.as_uri()}"]
+        if scale >= 1000:
+            result.driver_memory = DRIVER_MEMORY_1000X
+            command += ["--conf", f"spark.driver.memory={DRIVER_MEMORY_1000X}"]
+        result.pipeline = timed(command, repo, env, options, scratch / "pipeline" / "logs")
+        result.spark_metrics = spark_metrics(event_log_dir)
+        report_progress(label, "pipeline", result.pipeline)
+        summary_path = output.parent / "run_summary.json"
+        if result.pipeline.ok and summary_path.is_file():
+            result.summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            result.pipeline_rows_out = data_rows(output)
+    if "contract" in engines:
+        output = scratch / "contract" / "contract_output.csv"
+        command = [python, str(BENCH_DIR / "bench.py"), "--contract", str(extracts.path), str(output)]
+        result.contract = timed(command, repo, env, options, scratch / "contract" / "logs")
+        report_progress(label, "contract", result.contract)
+        if result.contract.ok:
+            result.contract_rows_out = data_rows(output)
+    if "duckdb" in engines:
+        output = scratch / "duckdb" / "duckdb_output.csv"
+        command = [
+            python,
+            str(BENCH_DIR / "duckdb_contract.py"),
+            "--extracts",
+            str(extracts.path),
+            "--output",
+            str(output),
+        ]
+        result.duckdb = timed(command, repo, env, options, scratch / "duckdb" / "logs")
+        report_progress(label, "DuckDB", result.duckdb)
+        if result.duckdb.ok:
+            result.duckdb_summary = json.loads(result.duckdb.stdout.strip().splitlines()[-1])
+            result.duckdb_rows_out = data_rows(output)
+            pipeline_csv = scratch / "pipeline" / "pipeline_output.csv"
+            if result.summary is not None and pipeline_csv.is_file():
+                result.identical = filecmp.cmp(pipeline_csv, output, shallow=False)
+            contract_csv = scratch / "contract" / "contract_output.csv"
+            if result.contract is not None and result.contract.ok and contract_csv.is_file():
+                result.contract_identical = filecmp.cmp(contract_csv, output, shallow=False)
+    return result
+
+
+def report_progress(label: str, engine: str, run: ProcessRun) -> None:
+    status = "ok" if run.ok else run.failure()
+    print(
+        f"  {label:<12} {engine:<10} {run.seconds:8.1f} s  peak {gib(run.peak_rss)}  "
+        f"other load {run.other_cores:.2f} cores  {status}",
+        file=sys.stderr,
+    )

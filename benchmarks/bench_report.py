@@ -1,0 +1,455 @@
+"""The benchmark's report: docs/benchmarks.md from the measurements, with the targets and their verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from bench_jobs import CONTRACT_MAX_SCALE, DRIVER_MEMORY_1000X, SKEW_SCALE, SKEW_SHARE, ScaleResult
+from bench_measure import SAMPLE_SECONDS, ProcessRun, gib
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_REPO = BENCH_DIR.parent
+TABLES = ("accounts", "skus", "invoices", "invoice_line_items")
+
+# The project's targets: ratio name -> the most it may be.
+TARGET_FLOOR_1X = 1.5
+TARGET_DUCKDB_100X = 8.0
+TARGET_SCALING = 10.0
+TARGET_SKEW = 1.3
+TARGET_1000X_SECONDS = 600.0
+
+
+def scale_label(scale: float) -> str:
+    return f"{scale:g}x"
+
+
+def command_output(command: list[str]) -> str | None:
+    """A command's standard output, or None when it cannot run or fails."""
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except OSError:
+        return None
+    return completed.stdout.strip() if completed.returncode == 0 else None
+
+
+def machine_facts(results: list[ScaleResult], repo: Path) -> list[tuple[str, str]]:
+    """What the numbers were measured on, read from the machine and from the runs themselves."""
+    cpu_model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(encoding="utf-8"), re.MULTILINE)
+        cpu_model = match.group(1).strip() if match else cpu_model
+    versions: dict[str, str] = {}
+    for result in results:
+        versions = {**result.versions, **versions}
+        if result.summary:
+            versions.setdefault("spark", str(result.summary.get("versions", {}).get("spark", "")))
+    import duckdb
+
+    commit = command_output(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
+    changes = command_output(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"])
+    state = "not a git checkout"
+    if commit:
+        state = f"commit {commit}, " + ("with uncommitted changes to tracked files" if changes else "clean")
+    return [
+        ("CPUs (nproc)", command_output(["nproc"]) or str(os.cpu_count())),
+        ("CPU model", cpu_model),
+        ("memory", gib(psutil.virtual_memory().total)),
+        ("OS", f"{platform.system()} {platform.release()}"),
+        ("Python", platform.python_version()),
+        ("Java", versions.get("java", "unknown (the bare Spark run did not report it)")),
+        ("Spark", versions.get("spark", "unknown")),
+        ("DuckDB", duckdb.__version__),
+        ("code measured", f"`{repo}` at {state}"),
+    ]
+
+
+def sameness(identical: bool) -> str:
+    return "identical" if identical else "**different**"
+
+
+def fmt_seconds(run: ProcessRun | None) -> str:
+    if run is None:
+        return "not run"
+    return f"{run.seconds:.1f}" if run.ok else f"failed ({run.seconds:.1f})"
+
+
+def fmt_rate(rows: int, run: ProcessRun | None) -> str:
+    return f"{rows / run.seconds:,.0f}" if run is not None and run.ok and run.seconds > 0 else "-"
+
+
+def fmt_rows(rows: int | None) -> str:
+    return "-" if rows is None else f"{rows:,}"
+
+
+def scale_table(result: ScaleResult) -> list[str]:
+    rows_in = result.extracts.rows
+    lines = [
+        f"### {result.label}",
+        "",
+        f"Extracts: {rows_in['accounts']:,} accounts, {rows_in['skus']:,} SKUs, "
+        f"{rows_in['invoices']:,} invoices, {rows_in['invoice_line_items']:,} lines "
+        f"(`{result.extracts.path}`).",
+        "",
+        "| run | wall s | rows in (invoices + lines) | rows out | rows in per s | peak memory | CPU s "
+        "| other load (cores) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    runs = (
+        ("(a) bare Spark: start, read the four files", result.floor, None),
+        ("(b) pipeline end to end", result.pipeline, result.pipeline_rows_out),
+        ("(c) DuckDB, same contract", result.duckdb, result.duckdb_rows_out),
+        ("(d) Spark, the contract alone: models as views, one write", result.contract, result.contract_rows_out),
+    )
+    for name, run, rows_out in runs:
+        if run is None:
+            continue
+        lines.append(
+            f"| {name} | {fmt_seconds(run)} | {rows_in['invoices']:,} + {rows_in['invoice_line_items']:,} "
+            f"| {fmt_rows(rows_out)} | {fmt_rate(result.rows_in, run)} | {gib(run.peak_rss)} "
+            f"| {run.cpu_seconds:.1f} | {run.other_cores:.2f} |"
+        )
+    lines.append("")
+    if result.spark_metrics is not None:
+        metrics = result.spark_metrics
+        lines += [
+            f"Pipeline run, from Spark's event log: driver memory {result.driver_memory or 'default (1g)'}; "
+            f"executor JVM heap peak {gib(metrics['peak_jvm_heap_bytes'])}; spilled to disk "
+            f"{gib(metrics['disk_bytes_spilled'])} (the extracts are {gib(result.extract_bytes)} of CSV), "
+            f"in memory {gib(metrics['memory_bytes_spilled'])}; failed tasks {metrics['failed_tasks']}.",
+            "",
+        ]
+    for name, run, _ in runs:
+        if run is not None and not run.ok:
+            lines += [f"**{name} failed:** {run.failure()}", ""]
+    if result.identical is not None:
+        lines += [f"DuckDB's feature CSV vs the pipeline's: {sameness(result.identical)}, byte for byte.", ""]
+    if result.contract_identical is not None:
+        verdict = sameness(result.contract_identical)
+        lines += [f"DuckDB's feature CSV vs the contract-alone run's: {verdict}, byte for byte.", ""]
+    if result.summary:
+        lines += [
+            "Rows per table in the pipeline's run_summary.json:",
+            "",
+            "| table | read | kept | collapsed | rejected |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for table in TABLES:
+            counts = result.summary.get("tables", {}).get(table, {})
+            cells = " | ".join(fmt_rows(counts.get(key)) for key in ("read", "kept", "collapsed", "rejected"))
+            lines.append(f"| {table} | {cells} |")
+        lines.append("")
+    if result.summary and result.duckdb_summary:
+        same = result.summary.get("tables") == result.duckdb_summary.get("tables") and result.summary.get(
+            "rejects"
+        ) == result.duckdb_summary.get("rejects")
+        lines += [
+            "Row accounting (read / kept / collapsed / rejected per table) and reject reasons: "
+            + ("the same in both engines." if same else "**differ between the engines**."),
+            "",
+        ]
+    return lines
+
+
+def pipeline_seconds(results: list[ScaleResult], scale: float, skewed: bool = False) -> float | None:
+    for result in results:
+        if result.scale == scale and result.skewed == skewed and result.pipeline and result.pipeline.ok:
+            return result.pipeline.seconds
+    return None
+
+
+def engine_seconds(results: list[ScaleResult], scale: float, engine: str) -> float | None:
+    for result in results:
+        run = getattr(result, engine) if result.scale == scale and not result.skewed else None
+        if isinstance(run, ProcessRun) and run.ok:
+            return run.seconds
+    return None
+
+
+def ratio_row(name: str, numerator: float | None, denominator: float | None, target: float, verdicts: str) -> str:
+    """One ratio against its target; `verdicts` is 'within/above', the words for each side of the target."""
+    if numerator is None or denominator is None or denominator <= 0:
+        return f"| {name} | - | <= {target:g} | not measured (a run was skipped or failed) |"
+    value = numerator / denominator
+    within, above = verdicts.split("/")
+    measured = f"{value:.2f} ({numerator:.1f} s / {denominator:.1f} s)"
+    return f"| {name} | {measured} | <= {target:g} | {within if value <= target else above} |"
+
+
+def ratio_rows(results: list[ScaleResult]) -> list[str]:
+    """The project's ratios, each with PASS/MISS against its target, or why it could not be measured."""
+    scales = sorted({result.scale for result in results})
+    specs: list[tuple[str, float | None, float | None, float]] = [
+        (
+            "pipeline / bare Spark at 1x",
+            pipeline_seconds(results, 1.0),
+            engine_seconds(results, 1.0, "floor"),
+            TARGET_FLOOR_1X,
+        ),
+        (
+            "pipeline / DuckDB at 100x",
+            pipeline_seconds(results, 100.0),
+            engine_seconds(results, 100.0, "duckdb"),
+            TARGET_DUCKDB_100X,
+        ),
+        (
+            "pipeline time(100x) / time(10x)",
+            pipeline_seconds(results, 100.0),
+            pipeline_seconds(results, 10.0),
+            TARGET_SCALING,
+        ),
+    ]
+    if 1000.0 in scales:
+        specs.append(
+            (
+                "pipeline time(1000x) / time(100x)",
+                pipeline_seconds(results, 1000.0),
+                pipeline_seconds(results, 100.0),
+                TARGET_SCALING,
+            )
+        )
+    specs.append(
+        (
+            f"pipeline skewed / unskewed at 100x (one account holds {SKEW_SHARE:.0%} of the invoices)",
+            pipeline_seconds(results, SKEW_SCALE, skewed=True),
+            pipeline_seconds(results, SKEW_SCALE),
+            TARGET_SKEW,
+        )
+    )
+    lines = ["| ratio | measured | target | result |", "|---|---:|---:|---|"]
+    lines += [ratio_row(*spec, verdicts="PASS/MISS") for spec in specs]
+    return lines + thousand_rows(results)
+
+
+def bound_rows(results: list[ScaleResult]) -> list[str]:
+    """The 1x and 100x targets set against the contract-alone run instead of the pipeline: how much of each
+    target this SQL uses up on Spark before any notebook runs."""
+    specs = [
+        ("contract alone / bare Spark at 1x", 1.0, "floor", TARGET_FLOOR_1X),
+        ("contract alone / DuckDB at 100x", 100.0, "duckdb", TARGET_DUCKDB_100X),
+    ]
+    lines = ["| ratio | measured | target | the contract alone is |", "|---|---:|---:|---|"]
+    for name, scale, engine, target in specs:
+        numerator, denominator = engine_seconds(results, scale, "contract"), engine_seconds(results, scale, engine)
+        lines.append(ratio_row(name, numerator, denominator, target, "within the target/above the target"))
+    return lines
+
+
+def thousand_rows(results: list[ScaleResult]) -> list[str]:
+    """The 1000x target: under ten minutes, on a driver of at most 4g, no failed task, spill within the data."""
+    for result in results:
+        if result.scale == 1000.0 and not result.skewed and result.pipeline is not None:
+            run, metrics = result.pipeline, result.spark_metrics
+            if not run.ok or metrics is None:
+                return [f"| 1000x in under 10 min, {DRIVER_MEMORY_1000X} driver | {run.failure()} | | MISS |"]
+            within = (
+                run.seconds <= TARGET_1000X_SECONDS
+                and metrics["failed_tasks"] == 0
+                and metrics["disk_bytes_spilled"] <= result.extract_bytes
+            )
+            measured = (
+                f"{run.seconds:.1f} s, driver {result.driver_memory}, {metrics['failed_tasks']} failed tasks, "
+                f"{gib(metrics['disk_bytes_spilled'])} spilled to disk vs {gib(result.extract_bytes)} of extracts"
+            )
+            target = f"<= {TARGET_1000X_SECONDS:g} s, 0 failed, spill <= extracts"
+            return [f"| 1000x end to end | {measured} | {target} | {'PASS' if within else 'MISS'} |"]
+    return []
+
+
+def equality_lines(results: list[ScaleResult]) -> list[str]:
+    """Whether DuckDB's feature CSV equals the pipeline's and the contract-alone run's, byte for byte, at each
+    size where DuckDB and at least one of them completed."""
+    compared = [r for r in results if r.identical is not None or r.contract_identical is not None]
+    if not compared:
+        return ["Output check: not made (DuckDB and a Spark run did not both complete at any size).", ""]
+    lines = ["Output check, DuckDB's feature CSV against the Spark runs', byte for byte:", ""]
+    for result in compared:
+        checks = []
+        if result.identical is not None:
+            checks.append(f"the pipeline's: {sameness(result.identical)} ({fmt_rows(result.pipeline_rows_out)} rows)")
+        if result.contract_identical is not None:
+            checks.append(f"the contract-alone run's: {sameness(result.contract_identical)}")
+        lines.append(f"- {result.label}: " + "; ".join(checks))
+    return [*lines, ""]
+
+
+def skew_note(results: list[ScaleResult]) -> list[str]:
+    """The skewed set is not the same size: the skewed account's invoices come on top of the others."""
+    sizes = {result.skewed: result.extracts.rows["invoices"] for result in results if result.scale == SKEW_SCALE}
+    if len(sizes) < 2:
+        return []
+    return [
+        f"The skewed {scale_label(SKEW_SCALE)} set has {sizes[True]:,} invoices against {sizes[False]:,} "
+        "unskewed (the skewed account's invoices come on top), so its ratio includes that extra "
+        f"{sizes[True] / sizes[False] - 1:.1%} of data.",
+        "",
+    ]
+
+
+def stage_tables(results: list[ScaleResult]) -> list[str]:
+    """Seconds per notebook and per model, one column per run, from each run's run_summary.json.
+
+    Two derived rows split the rest: time in a notebook but in no model (sessions, profiles, charts), and time
+    in the process but in no notebook (kernel and JVM start, publishing, the last HTML report).
+    """
+    measured = [result for result in results if result.summary and result.pipeline]
+    if not measured:
+        return ["No pipeline run succeeded, so there are no per-notebook seconds.", ""]
+    header = "| | " + " | ".join(result.label for result in measured) + " |"
+    rule = "|---|" + "---:|" * len(measured)
+    notebooks: dict[str, dict[str, float]] = {}
+    models: dict[str, dict[str, str]] = {}
+    in_models: dict[str, float] = {}
+    for result in measured:
+        assert result.summary is not None
+        for stage in result.summary.get("stages", []):
+            notebooks.setdefault(stage["notebook"], {})[result.label] = float(stage["seconds"])
+            for model in stage.get("models", []):
+                key = f"{stage['notebook'].split('_')[0]} {model['model']}"
+                count = model.get("rows")
+                rows = "" if count is None else f" ({count:,} row{'' if count == 1 else 's'})"
+                models.setdefault(key, {})[result.label] = f"{float(model['seconds']):.1f}{rows}"
+                in_models[result.label] = in_models.get(result.label, 0.0) + float(model["seconds"])
+    in_notebooks = {r.label: sum(seconds.get(r.label, 0.0) for seconds in notebooks.values()) for r in measured}
+
+    def row(name: str, values: list[float]) -> str:
+        return f"| {name} | " + " | ".join(f"{value:.1f}" for value in values) + " |"
+
+    lines = [
+        "Seconds per notebook (papermill; the run's kernel starts with the JVM, before them):",
+        "",
+        header,
+        rule,
+    ]
+    for notebook, seconds in notebooks.items():
+        cells = " | ".join(f"{seconds[r.label]:.1f}" if r.label in seconds else "-" for r in measured)
+        lines.append(f"| {notebook} | {cells} |")
+    lines += [
+        row("in the notebooks' models", [in_models.get(r.label, 0.0) for r in measured]),
+        row(
+            "in the notebooks, outside models (sessions, profiles, charts)",
+            [in_notebooks[r.label] - in_models.get(r.label, 0.0) for r in measured],
+        ),
+        row(
+            "outside the notebooks (kernel and JVM start, publishing, the last HTML report)",
+            [r.pipeline.seconds - in_notebooks[r.label] for r in measured if r.pipeline],
+        ),
+        row("whole process (wall)", [r.pipeline.seconds for r in measured if r.pipeline]),
+        "",
+        "Seconds per model (rows written, where the model is stored):",
+        "",
+        header,
+        rule,
+    ]
+    for model, cells_by_label in models.items():
+        cells = " | ".join(cells_by_label.get(result.label, "-") for result in measured)
+        lines.append(f"| {model} | {cells} |")
+    return [*lines, ""]
+
+
+def reproduce_command() -> str:
+    """The command line this report came from, relative to the current folder where possible."""
+    parts = []
+    for part in [sys.executable, *sys.argv]:
+        path = Path(part)
+        try:
+            parts.append(str(path.absolute().relative_to(Path.cwd())) if path.exists() else part)
+        except ValueError:
+            parts.append(part)
+    prefix = f"BENCH_SCALE={os.environ['BENCH_SCALE']} " if os.environ.get("BENCH_SCALE") else ""
+    return prefix + shlex.join(parts)
+
+
+def repo_note(repo: Path) -> list[str]:
+    """Say so when the measured pipeline is another checkout than the one holding this script."""
+    if repo == DEFAULT_REPO:
+        return []
+    return [
+        f"The pipeline measured is the checkout given with `--repo` (`{repo}`, see *code measured* above), "
+        "not the working tree beside this script; without `--repo` the benchmark measures its own checkout.",
+        "",
+    ]
+
+
+def write_report(
+    path: Path, results: list[ScaleResult], options: argparse.Namespace, command: str, finished: bool
+) -> None:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `benchmarks/bench.py` on {now}"
+        + ("." if finished else " **while still running: incomplete**.")
+        + " Every number below was measured in that run; rerun the command to refresh it.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {name} | {value} |" for name, value in machine_facts(results, options.repo)),
+        "",
+        "## How to reproduce",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        *repo_note(options.repo),
+        "Each size's extracts are made by `extracts_generator.generate(dir, seed=42, scale=N)` (tools/) (cached under "
+        f"`{options.cache_dir}`), then measured in the same run, one process after the other:",
+        "",
+        "- (a) **bare Spark**, the floor: a fresh Python process that starts a session with "
+        "`spark_etl.session.spark_session`, registers the four extracts with `spark_etl.extract."
+        "register_extracts` and reads each once into Spark's `noop` sink;",
+        "- (b) **the pipeline**: `Spark_ETL_Pipeline.py --extracts DIR --output SCRATCH/pipeline_output.csv "
+        "--quiet`, its seconds per notebook and model taken from its `run_summary.json`;",
+        "- (c) **DuckDB** computing the same contract (`benchmarks/duckdb_contract.py`) in a fresh process;",
+        "- (d) **Spark, the contract alone**: a fresh Python process that registers the extracts as (a) does, "
+        "runs the pipeline's SQL models that the feature table depends on as temporary views in one session "
+        "(each `*_checked` model cached; the pipeline stores every model) and writes the feature CSV once with "
+        "`spark_etl.load.export_features`. No notebooks, kernels, stored models, profiles, rejects or reports. "
+        f"It runs at the unskewed sizes below {CONTRACT_MAX_SCALE:g}x; its ratios are taken at 1x and 100x.",
+        "",
+        "Wall seconds are the whole process, interpreter and JVM start included. Peak memory is the highest "
+        "sum of RSS over the process and all its descendants (JVM, notebook kernels), sampled every "
+        f"{SAMPLE_SECONDS:g} s; shared pages count once per process, so it errs high. Rows in are the "
+        "invoices and invoice lines the generator wrote; rows out are the data rows of the feature CSV. "
+        "Each measurement is a single run. CPU s is the CPU time of the run's process tree; other load is "
+        "the CPU time the rest of the machine used during the run, divided by its wall time (in cores, out "
+        f"of {os.cpu_count()}): anything well above 0 means other work competed with the run and inflated "
+        f"its wall time. Each run starts once the CPUs are under {options.quiet_below:g}% busy, or after "
+        f"waiting {options.quiet_wait:g} s.",
+        "",
+        "## Targets",
+        "",
+        *ratio_rows(results),
+        "",
+        *skew_note(results),
+        *equality_lines(results),
+        "## What Spark alone reaches",
+        "",
+        "The same two ratios with (d), the contract alone, in place of the pipeline: the same reads and SQL "
+        "models on the feature table's path, with no notebook, stored model, profile or report around them. "
+        "Where (d) is above a target, trimming what surrounds the models is unlikely to bring the pipeline "
+        "within it. Each figure is a single run.",
+        "",
+        *bound_rows(results),
+        "",
+        "## Results per size",
+        "",
+    ]
+    for result in results:
+        lines += scale_table(result)
+    lines += ["## Where the pipeline's time goes", "", *stage_tables(results)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
