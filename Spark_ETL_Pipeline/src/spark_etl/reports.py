@@ -52,6 +52,18 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
         f"<b>{summary.get('output_rows', '-')}</b> · {summary.get('seconds', '-')} s · extracts "
         f"<code>{html.escape(str(summary.get('extracts', '')))}</code></p>",
     ]
+    source = summary.get("source") or {}
+    if source.get("kind") == "jdbc":
+        parts.append(
+            f"<p>source <code>{html.escape(str(source.get('url')))}</code> schema "
+            f"<code>{html.escape(str(source.get('schema')))}</code></p>"
+        )
+    loaded = summary.get("loaded_table")
+    if loaded:
+        parts.append(
+            f"<p>loaded table <code>{html.escape(str(loaded['table']))}</code> at "
+            f"<code>{html.escape(str(loaded['url']))}</code>: <b>{loaded['rows']}</b> rows</p>"
+        )
     if summary.get("error"):
         parts.append(f"<p class='failed'>{html.escape(str(summary['error']))}</p>")
     parts.append("<h2>Reports</h2><ul>")
