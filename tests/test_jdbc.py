@@ -4,6 +4,7 @@ atomic and idempotent load, the load lock, a killed load, and the entry script e
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -12,16 +13,20 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 import pg_server
+import reference_contract
 from conftest import PROJECT_DIR, run_view
+from contract_compare import assert_run_matches_reference
 from spark_etl import extract, jdbc, load, serving
 
 SERVER_PASSWORD = pg_server.SUPERUSER_PASSWORD
+ENTRY_SCRIPT = PROJECT_DIR / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
 
 # The production schema: typed as the issue describes (the line items have no key).
 TYPED_TABLES = {
@@ -395,3 +400,146 @@ def test_a_killed_load_leaves_the_table_and_the_next_load_cleans_up(
     assert serving.load_features(spark, database(serving_database), "features_killed", after) == 50
     assert table_rows(connection, "features_killed") == frame_rows(after)
     assert serving.stale_staging_tables(connection, "public", "features_killed") == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the entry script end to end: extract from PostgreSQL, load back into it
+
+
+def run_pipeline(*args: str, password: str = SERVER_PASSWORD) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", jdbc.PASSWORD_ENVIRONMENT_VARIABLE: password}
+    return subprocess.run(
+        [sys.executable, str(ENTRY_SCRIPT), *args],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def assert_password_nowhere(folder: Path, result: subprocess.CompletedProcess[str], at_least: int = 20) -> None:
+    """Not in any file the run wrote (notebooks, reports, summary, CSVs, warehouse), nor in its output."""
+    written = [path for path in folder.rglob("*") if path.is_file()]
+    assert len(written) >= at_least
+    holding = [str(path) for path in written if SERVER_PASSWORD.encode() in path.read_bytes()]
+    assert holding == []
+    assert SERVER_PASSWORD not in result.stdout + result.stderr
+
+
+def csv_as_table_rows(path: Path) -> list[tuple[object, ...]]:
+    """The feature CSV's rows in the shape the serving table returns them (empty field = NULL)."""
+    rows: list[tuple[object, ...]] = []
+    for row in csv.reader(path.open(newline="", encoding="utf-8")):
+        if row[0] == "inv_id":
+            continue
+        rows.append(tuple(None if value == "" else (value if i == 2 else int(value)) for i, value in enumerate(row)))
+    return rows
+
+
+def serving_rows(spark: SparkSession, url: str, table: str) -> list[tuple[object, ...]]:
+    connection = jdbc.connect(spark, database(url))
+    try:
+        return connection.query(
+            "select inv_id, acct_id, inv_total::text, inv_items, acct_age, num_inv_120d, cum_tot_inv_acct, "
+            f"is_late::int from {table} order by inv_id"
+        )
+    finally:
+        connection.close()
+
+
+@pytest.mark.e2e
+def test_real_extracts_from_postgres_match_the_csv_contract_and_load_the_table(
+    spark: SparkSession, real_database: str, real_extracts_dir: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out" / "pipeline_output.csv"
+    result = run_pipeline(
+        "--jdbc-url", real_database, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-partitions", "3",
+        "--load-jdbc-table", "features", "--output", str(output),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = reference_contract.compute(real_extracts_dir)
+    assert len(expected.rows) == 9685
+    assert_run_matches_reference(output.parent, "pipeline_output.csv", expected)
+    assert serving_rows(spark, real_database, "features") == csv_as_table_rows(output)
+    summary = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["source"] == {"kind": "jdbc", "url": real_database, "schema": "public"}
+    assert summary["loaded_table"] == {"table": "features", "rows": 9685, "url": real_database}
+    index = (output.parent / "reports" / "index.html").read_text(encoding="utf-8")
+    assert f"source <code>{real_database}</code> schema <code>public</code>" in index
+    assert "loaded table <code>features</code>" in index and "<b>9685</b> rows" in index
+    assert sorted(p.name for p in (output.parent / "warehouse" / "extract").iterdir()) == [
+        "raw_accounts", "raw_invoice_line_items", "raw_invoices", "raw_skus",
+    ]  # fmt: skip
+    assert_password_nowhere(output.parent, result)
+
+
+@pytest.mark.e2e
+def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothing(
+    spark: SparkSession, postgres: pg_server.PostgresServer, tmp_path: Path
+) -> None:
+    """The bundled extracts with their bad rows, in text-typed tables: features and rejects as the CSV path
+    gives them for the same records; then a wrong password, an unreachable server and a missing table each stop
+    a run with one line and status 2, publishing nothing and leaving the serving table as it was."""
+    extracts = well_formed_copy(PROJECT_DIR / "data_extracts", tmp_path / "extracts")
+    url = create_database(postgres, "bundled")
+    create_tables(postgres, "bundled", "raw", typed=False)
+    copy_extracts(postgres, "bundled", "raw", extracts)
+    postgres.psql("create schema serving", "bundled")
+    output = tmp_path / "out" / "features.csv"
+    jdbc_args = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
+    load_args = ("--load-jdbc-table", "serving.features")
+    result = run_pipeline(*jdbc_args, *load_args, "--output", str(output), "--as-of", "2021-07-01", "--quiet")
+    assert result.returncode == 0, result.stderr
+    expected = reference_contract.compute(extracts, as_of=date(2021, 7, 1))
+    assert len(expected.rejects) >= 8  # every kind of bad value but the malformed record
+    assert_run_matches_reference(output.parent, "features.csv", expected)
+    loaded = serving_rows(spark, url, "serving.features")
+    assert loaded == csv_as_table_rows(output)
+    assert_password_nowhere(output.parent, result)
+    loaded_at = postgres.psql("select min(loaded_at), count(*) from serving.features", "bundled")
+
+    failures = {
+        "wrong password": (
+            run_pipeline(*jdbc_args, *load_args, "--output", str(tmp_path / "f1" / "o.csv"), password="wrong-pw-1"),
+            f'cannot connect to {url} as postgres: FATAL: password authentication failed for user "postgres"',
+        ),
+        "unreachable": (
+            run_pipeline(
+                *("--jdbc-url", f"jdbc:postgresql://127.0.0.1:{pg_server.free_port()}/bundled"),
+                *("--jdbc-user", "postgres", *load_args, "--output", str(tmp_path / "f2" / "o.csv")),
+            ),
+            "Connection to 127.0.0.1:",
+        ),
+        "missing table": (
+            run_pipeline(
+                "--jdbc-url", url, "--jdbc-user", "postgres", *load_args, "--output", str(tmp_path / "f3" / "o.csv")
+            ),
+            f"{url} schema public: table public.accounts not found",
+        ),
+    }
+    for case, (failed, message) in failures.items():
+        assert failed.returncode == 2, (case, failed.stderr)
+        error_lines = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+        assert len(error_lines) == 1, (case, failed.stderr)
+        assert message in error_lines[0] and "01_staging.ipynb, cell" in error_lines[0], case
+        assert SERVER_PASSWORD not in failed.stderr
+    for folder, (failed, _) in zip(("f1", "f2", "f3"), failures.values(), strict=True):
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == ["notebooks", "reports"]
+        assert_password_nowhere(tmp_path / folder, failed, at_least=3)  # the failed notebook and its reports
+    assert postgres.psql("select min(loaded_at), count(*) from serving.features", "bundled") == loaded_at
+    assert serving_rows(spark, url, "serving.features") == loaded
+
+
+def test_a_missing_driver_is_one_line_saying_how_to_install_it(tmp_path: Path) -> None:
+    result = run_pipeline(
+        "--jdbc-url", "jdbc:postgresql://127.0.0.1:5432/db", "--jdbc-user", "etl",
+        "--jdbc-driver-jar", str(tmp_path / "postgresql.jar"), "--output", str(tmp_path / "out" / "o.csv"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: PostgreSQL JDBC driver not found at {tmp_path}/postgresql.jar: install it with "
+        "`apt-get install libpostgresql-jdbc-java` or pass --jdbc-driver-jar PATH"
+    ]
+    assert not (tmp_path / "out").exists()
