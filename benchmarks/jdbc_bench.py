@@ -89,8 +89,9 @@ def main() -> None:
         started = time.perf_counter()
         loaded = serving.load_features(spark, database, "features", features_df)
         seconds = time.perf_counter() - started
+        rate = loaded / seconds
         report(
-            f"load (staging write + one-transaction replace): {loaded:,} rows in {seconds:.1f} s, {loaded / seconds:,.0f} rows/s"
+            f"load (staging write + one-transaction replace): {loaded:,} rows in {seconds:.1f} s, {rate:,.0f} rows/s"
         )
         spark.stop()
     finally:

@@ -543,3 +543,30 @@ def test_a_missing_driver_is_one_line_saying_how_to_install_it(tmp_path: Path) -
         "`apt-get install libpostgresql-jdbc-java` or pass --jdbc-driver-jar PATH"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_rows_a_retried_task_staged_twice_reach_the_table_once(
+    spark: SparkSession, serving_database: str, connection: jdbc.Connection
+) -> None:
+    """A task retried after its commit leaves its rows twice in the staging table: the move keeps one per inv_id,
+    and a staging table short of the rows written is refused with the serving table untouched."""
+    frame = features(spark, 1, 40, 250)
+    serving.load_features(spark, database(serving_database), "features_retry", frame)
+    connection.execute(serving.create_table_sql('"public"."features_retry__load_retried"', serving=False))
+    options = {**database(serving_database).spark_options(), "dbtable": "public.features_retry__load_retried"}
+    columns = [name for name, _, _ in serving.SERVING_COLUMNS]
+    twice = features(spark, 1, 60, 300)
+    for _ in range(2):
+        twice.select(*columns).write.format("jdbc").options(**options).mode("append").save()
+    with pytest.raises(serving.LoadError, match="60 distinct invoices staged, 61 written; nothing changed"):
+        serving._replace_from_staging(
+            connection, '"public"."features_retry"', '"public"."features_retry__load_retried"', 61
+        )
+    connection.set_autocommit(True)
+    assert table_rows(connection, "features_retry") == frame_rows(frame)
+    moved = serving._replace_from_staging(
+        connection, '"public"."features_retry"', '"public"."features_retry__load_retried"', 60
+    )
+    connection.set_autocommit(True)
+    assert moved == 60
+    assert table_rows(connection, "features_retry") == frame_rows(twice)

@@ -50,7 +50,7 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
         f"<h1>Pipeline run: <span class='{html.escape(status)}'>{html.escape(status)}</span></h1>",
         f"<p>as_of <b>{html.escape(str(summary.get('as_of')))}</b> · output rows "
         f"<b>{summary.get('output_rows', '-')}</b> · {summary.get('seconds', '-')} s · extracts "
-        f"<code>{html.escape(str(summary.get('extracts', '')))}</code></p>",
+        f"<code>{html.escape(str(summary.get('extracts') or '-'))}</code></p>",
     ]
     source = summary.get("source") or {}
     if source.get("kind") == "jdbc":
