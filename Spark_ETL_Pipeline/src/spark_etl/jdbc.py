@@ -265,6 +265,8 @@ def read_table(
     partitions read; rows outside the bounds (and null keys) still land in the first or last partition.
     """
     connection, snapshot_id = snapshot
+    if source.fetch_size <= 0:  # without a fetch size autocommit stays on and the snapshot import has no effect
+        raise ValueError("the fetch size must be positive")
     key = PARTITION_KEYS.get(extract.table_name)
     if key is not None and column_types.get(key) not in INTEGER_TYPES:
         key = None  # a text-typed key (a raw copy of the table) cannot be ranged: read it whole
