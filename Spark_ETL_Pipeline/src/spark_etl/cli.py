@@ -25,7 +25,7 @@ import pyspark
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import spark_etl  # noqa: E402
-from spark_etl import filesystem, jdbc, reports, runner  # noqa: E402
+from spark_etl import filesystem, jdbc_options, reports, runner  # noqa: E402
 from spark_etl.models import parse_as_of  # noqa: E402
 
 EXIT_FAILED = 1
@@ -74,13 +74,13 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run each notebook in its own kernel and Spark JVM instead of sharing one (slower; for comparison)",
     )
-    add_jdbc_options(parser)
+    jdbc_options.add_options(parser)
     options = parser.parse_args(argv)
     try:
         parse_as_of(options.as_of)
     except ValueError as error:
         parser.error(str(error))
-    check_jdbc_options(parser, options)
+    jdbc_options.check_options(parser, options)
     if not filesystem.is_local(options.output):
         parser.error("--output must be a local file (--warehouse may be any Hadoop URI)")
     for setting in options.conf:
@@ -89,69 +89,10 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     return options
 
 
-def add_jdbc_options(parser: argparse.ArgumentParser) -> None:
-    """PostgreSQL as the source (in place of --extracts) and as the destination of the features."""
-    parser.add_argument(
-        "--jdbc-url",
-        metavar="URL",
-        help="jdbc:postgresql://HOST:PORT/DB to extract from (unless --extracts is given) and to load into; "
-        "the password comes from the ETL_JDBC_PASSWORD environment variable",
-    )
-    parser.add_argument("--jdbc-user", metavar="USER", help="database user for --jdbc-url")
-    parser.add_argument("--jdbc-schema", default="public", metavar="NAME", help="schema of the four tables")
-    parser.add_argument(
-        "--jdbc-partitions",
-        type=int,
-        default=0,
-        metavar="N",
-        help="parallel reads per large table (default: Spark's default parallelism)",
-    )
-    parser.add_argument(
-        "--jdbc-driver-jar", metavar="PATH", help=f"PostgreSQL JDBC driver (default: {jdbc.DEFAULT_DRIVER_JAR})"
-    )
-    parser.add_argument(
-        "--load-jdbc-table", metavar="NAME", help="also load the features into this table ([schema.]table)"
-    )
-
-
-def check_jdbc_options(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
-    """Resolve the source, and refuse what cannot work before any JVM starts."""
-    options.source_is_jdbc = options.jdbc_url is not None and options.extracts is None
-    if options.extracts is None:
-        options.extracts = "data_extracts"
-    if options.jdbc_url is None:
-        if options.load_jdbc_table is not None:
-            parser.error("--load-jdbc-table needs --jdbc-url")
-        return
-    try:
-        jdbc.check_url(options.jdbc_url)
-        jdbc.quote_identifier(options.jdbc_schema)
-        if options.load_jdbc_table is not None:
-            from spark_etl.serving import parse_table_name
-
-            parse_table_name(options.load_jdbc_table)
-    except ValueError as error:
-        parser.error(str(error))
-    if not options.jdbc_user:
-        parser.error("--jdbc-url needs --jdbc-user")
-    if options.jdbc_partitions < 0:
-        parser.error("--jdbc-partitions must be 0 (default) or more")
-
-
 def spark_conf(options: argparse.Namespace) -> dict[str, str]:
     conf = dict(setting.split("=", 1) for setting in options.conf)
     conf.setdefault("spark.master", options.master)
-    if options.jdbc_url is not None:  # the driver jar must be on the JVM's class path from the start
-        jar = jdbc.driver_jar(options.jdbc_driver_jar)
-        conf["spark.jars"] = ",".join(p for p in (conf.get("spark.jars"), jar) if p)
-    return conf
-
-
-def source_summary(options: argparse.Namespace) -> dict[str, Any]:
-    """What the run read from, named without credentials."""
-    if options.source_is_jdbc:
-        return {"kind": "jdbc", "url": jdbc.public_url(options.jdbc_url), "schema": options.jdbc_schema}
-    return {"kind": "csv", "extracts": options.extracts}
+    return jdbc_options.add_driver_jar(conf, options)
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
@@ -169,17 +110,7 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         "status": "succeeded",
         "as_of": intermediate["as_of"],
         "as_of_given": options.as_of is not None,
-        "extracts": None if options.source_is_jdbc else options.extracts,
-        "source": source_summary(options),
-        "loaded_table": (
-            None
-            if options.load_jdbc_table is None
-            else {
-                "table": options.load_jdbc_table,
-                "rows": marts["loaded_rows"],
-                "url": jdbc.public_url(options.jdbc_url),
-            }
-        ),
+        **jdbc_options.summary(options, marts),
         "output": options.output,
         "output_rows": marts["output_rows"],
         "tables": staging["tables"],
@@ -251,11 +182,7 @@ def run_paths(options: argparse.Namespace) -> RunPaths:
 def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, dict[str, Any]]:
     """What each notebook's parameters cell receives."""
     common = {"master": options.master, "spark_conf": spark_conf(options), "warehouse_dir": paths.warehouse}
-    database = {"jdbc_url": options.jdbc_url or "", "jdbc_user": options.jdbc_user or ""}  # never the password
-    source = {"extracts_dir": paths.extracts}
-    if options.source_is_jdbc:
-        source = {**database, "jdbc_schema": options.jdbc_schema, "jdbc_partitions": options.jdbc_partitions}
-    load = {**database, "load_table": options.load_jdbc_table} if options.load_jdbc_table else {}
+    source, load = jdbc_options.notebook_parameters(options, paths.extracts)
     return {
         "01_staging.ipynb": {**common, **source},
         "02_intermediate.ipynb": {**common, "as_of": options.as_of or ""},
@@ -297,12 +224,10 @@ def publish(paths: RunPaths, summary: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
-    if options.jdbc_url is not None:
-        try:
-            jdbc.driver_jar(options.jdbc_driver_jar)
-        except jdbc.JdbcError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+    missing_driver = jdbc_options.missing_driver(options)
+    if missing_driver is not None:
+        print(f"error: {missing_driver}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     stop_on_sigterm()
     runner.quiet_papermill()
     started = time.perf_counter()
@@ -318,12 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             publish(paths, summary)
         except runner.NotebookError as error:
             message = f"{error} (executed notebook: {paths.executed_notebooks / error.notebook})"
-            failed = {
-                "status": "failed",
-                "error": message,
-                "extracts": options.extracts,
-                "source": source_summary(options),
-            }
+            failed = {"status": "failed", "error": message, **jdbc_options.summary(options, None)}
             print(f"error: {message}", file=sys.stderr)
             try:
                 renderer.finish(paths.executed_notebooks, failed)
