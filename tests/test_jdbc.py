@@ -495,6 +495,17 @@ def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothi
     expected = reference_contract.compute(extracts, as_of=date(2021, 7, 1))
     assert len(expected.rejects) >= 8  # every kind of bad value but the malformed record
     assert_run_matches_reference(output.parent, "features.csv", expected)
+    csv_output = tmp_path / "csv_out" / "features.csv"
+    csv_run = run_pipeline("--extracts", str(extracts), "--output", str(csv_output), "--as-of", "2021-07-01", "--quiet")
+    assert csv_run.returncode == 0, csv_run.stderr
+    for name in ("features.csv", "rejects.csv"):  # the CSV path's files, byte for byte
+        assert (output.parent / name).read_bytes() == (csv_output.parent / name).read_bytes(), name
+    jdbc_summary, csv_summary = (
+        json.loads((folder / "run_summary.json").read_text(encoding="utf-8"))
+        for folder in (output.parent, csv_output.parent)
+    )
+    for key in ("tables", "rejects", "output_rows", "invoices_with_unknown_account", "invoices_with_unknown_sku"):
+        assert jdbc_summary[key] == csv_summary[key], key
     loaded = serving_rows(spark, url, "serving.features")
     assert loaded == csv_as_table_rows(output)
     assert_password_nowhere(output.parent, result)
