@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck unit extracts docs bench lab cluster-up cluster-down clean
+.PHONY: run test lint typecheck unit extracts docs bench lab cluster-up cluster-down clean postgres-deps
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ cluster-up: $(INSTALLED)
 
 cluster-down: $(INSTALLED)
 	$(PY) -m spark_etl.cluster down
+
+## postgres-deps: Debian's PostgreSQL JDBC driver (for --jdbc-url) and PostgreSQL 15 (the JDBC tests start their
+## own server from it), installed with apt-get when missing (as root)
+postgres-deps:
+	@if [ ! -f /usr/share/java/postgresql.jar ] || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql libpostgresql-jdbc-java; \
+	fi
 
 clean:
 	rm -rf data_outputs/notebooks data_outputs/warehouse data_outputs/pipeline_output.csv \

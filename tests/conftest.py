@@ -13,7 +13,8 @@ import nbformat
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_etl import models
+import pg_server
+from spark_etl import jdbc, models
 from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
 from spark_etl.session import spark_session
 
@@ -53,13 +54,30 @@ def assert_notebooks_clean(output_dir: Path) -> None:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    session = spark_session(
-        "tests",
-        "local[2]",
-        {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false", "spark.default.parallelism": "2"},
-    )
+    conf = {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false", "spark.default.parallelism": "2"}
+    if Path(jdbc.DEFAULT_DRIVER_JAR).is_file():  # the JDBC tests' driver; it must be there when the JVM starts
+        conf["spark.jars"] = jdbc.DEFAULT_DRIVER_JAR
+    session = spark_session("tests", "local[2]", conf)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pg_server.PostgresServer]:
+    """One real PostgreSQL server for the session; skipped where the binaries or the driver are missing, unless
+    REQUIRE_POSTGRES=1 (CI), where that is a failure."""
+    missing = pg_server.binaries_missing()
+    if missing is None and not Path(jdbc.DEFAULT_DRIVER_JAR).is_file():
+        missing = (
+            f"the PostgreSQL JDBC driver is not at {jdbc.DEFAULT_DRIVER_JAR} (apt-get install libpostgresql-jdbc-java)"
+        )
+    if missing is not None:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"REQUIRE_POSTGRES=1 but {missing}")
+        pytest.skip(missing)
+    server = pg_server.start_server()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,14 @@ import pyspark
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import spark_etl  # noqa: E402
-from spark_etl import filesystem, reports, run_files, runner  # noqa: E402
+from spark_etl import filesystem, jdbc, jdbc_options, reports, run_files, runner  # noqa: E402
 from spark_etl.models import parse_as_of  # noqa: E402
 from spark_etl.run_files import RunPaths  # noqa: E402
 from spark_etl.session import SECRET_CONF_ENV, redact_text, redacted_settings, secret_settings  # noqa: E402
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError", "WarehouseError"}
+BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError", "WarehouseError", "JdbcError"}
 DEFAULT_MASTER = "local[*]"
 
 
@@ -42,7 +42,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
             "and invoice_line_items CSV extracts, by running the staging, intermediate and marts notebooks."
         ),
     )
-    parser.add_argument("--extracts", default="data_extracts", metavar="DIR", help="folder of the four CSV extracts")
+    parser.add_argument(
+        "--extracts", metavar="DIR", help="folder of the four CSV extracts (default: data_extracts, unless --jdbc-url)"
+    )
     parser.add_argument(
         "--output",
         default="data_outputs/pipeline_output.csv",
@@ -79,11 +81,13 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run each notebook in its own kernel and Spark JVM instead of sharing one (slower; for comparison)",
     )
+    jdbc_options.add_options(parser)
     options = parser.parse_args(argv)
     try:
         parse_as_of(options.as_of)
     except ValueError as error:
         parser.error(str(error))
+    jdbc_options.check_options(parser, options)
     if not filesystem.is_local(options.output):
         parser.error("--output must be a local file (--warehouse may be any Hadoop URI)")
     for setting in options.conf:
@@ -95,7 +99,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
 def spark_conf(options: argparse.Namespace) -> dict[str, str]:
     conf = dict(setting.split("=", 1) for setting in options.conf)
     conf.setdefault("spark.master", options.master)
-    return conf
+    return jdbc_options.add_driver_jar(conf, options)
 
 
 def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float) -> dict[str, Any]:
@@ -106,7 +110,7 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         "as_of_given": options.as_of is not None,
         "latest_data_date": intermediate["latest_data_date"],
         "is_as_of_after_data": intermediate["is_as_of_after_data"],
-        "extracts": options.extracts,
+        **jdbc_options.summary(options, marts),
         "output": options.output,
         "output_rows": marts["output_rows"],
         "tables": staging["tables"],
@@ -210,10 +214,11 @@ def stage_parameters(
         "spark_conf": redacted_settings(spark_conf(options)),
         "warehouse_dir": paths.warehouse,
     }
+    source, load = jdbc_options.notebook_parameters(options, paths.extracts)
     return {
         "01_staging.ipynb": {
             **common,
-            "extracts_dir": paths.extracts,
+            **source,
             "encoding": options.encoding or "",
             "dead_run_ids": dead_run_ids or [],
         },
@@ -223,6 +228,7 @@ def stage_parameters(
             "output_path": str(paths.pending / paths.output.name),
             "rejects_path": str(paths.pending / "rejects.csv"),
             "published_dir": str(paths.output.parent),
+            **load,
         },
     }
 
@@ -306,7 +312,7 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
                     renderer.finish(paths.executed_notebooks, summary)
                 except BaseException as error:
                     failure = failure_of(error, options, paths, termination)
-                    failed = {"status": "failed", "error": str(failure), "extracts": options.extracts}
+                    failed = {"status": "failed", "error": str(failure), **jdbc_options.summary(options, None)}
                     try:
                         run_files.redact_files([paths.executed_notebooks], console.secret_values)
                         renderer.finish(paths.executed_notebooks, failed)
@@ -362,13 +368,18 @@ def prepare_output_dir(paths: RunPaths) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
+    missing_driver = jdbc_options.missing_driver(options)
+    if missing_driver is not None:
+        print(f"error: {missing_driver}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     console = Console(options.quiet)
     termination = Termination()
     termination.install()
     runner.quiet_papermill()
     paths = run_paths(options)
     secrets = secret_settings(spark_conf(options))
-    console.secret_values = list(secrets.values())
+    # the database password too: whatever a driver or a notebook printed, it is in no file the run writes
+    console.secret_values = [*secrets.values(), *filter(None, [os.environ.get(jdbc.PASSWORD_ENVIRONMENT_VARIABLE)])]
     os.environ[SECRET_CONF_ENV] = json.dumps(secrets)  # for the kernels; never written to a file
     os.environ[filesystem.RUN_ID_ENV] = paths.run_id
     try:

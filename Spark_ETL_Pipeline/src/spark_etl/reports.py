@@ -46,8 +46,20 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
         f"<h1>Pipeline run: <span class='{html.escape(status)}'>{html.escape(status)}</span></h1>",
         f"<p>as_of <b>{html.escape(str(summary.get('as_of')))}</b> · output rows "
         f"<b>{summary.get('output_rows', '-')}</b> · {summary.get('seconds', '-')} s · extracts "
-        f"<code>{html.escape(str(summary.get('extracts', '')))}</code></p>",
+        f"<code>{html.escape(str(summary.get('extracts') or '-'))}</code></p>",
     ]
+    source = summary.get("source") or {}
+    if source.get("kind") == "jdbc":
+        parts.append(
+            f"<p>source <code>{html.escape(str(source.get('url')))}</code> schema "
+            f"<code>{html.escape(str(source.get('schema')))}</code></p>"
+        )
+    loaded = summary.get("loaded_table")
+    if loaded:
+        parts.append(
+            f"<p>loaded table <code>{html.escape(str(loaded['table']))}</code> at "
+            f"<code>{html.escape(str(loaded['url']))}</code>: <b>{loaded['rows']}</b> rows</p>"
+        )
     if summary.get("error"):
         parts.append(f"<p class='failed'>{html.escape(str(summary['error']))}</p>")
     parts.append("<h2>Reports</h2><ul>")
