@@ -58,10 +58,15 @@ def redacted_settings(conf: Mapping[str, str]) -> dict[str, str]:
     return {key: REDACTED if key in secrets else value for key, value in conf.items()}
 
 
+# Shorter values are not scrubbed from free text: replacing every "true" or "1234" in a notebook would change what
+# it says. They are still redacted wherever they are passed by key (the parameters cells).
+SCRUBBED_MIN_LENGTH = 6
+
+
 def redact_text(text: str, secret_values: list[str]) -> str:
     """`text` with every occurrence of a secret value replaced, for anything a run writes or prints."""
     for value in sorted(secret_values, key=len, reverse=True):
-        if value:
+        if len(value) >= SCRUBBED_MIN_LENGTH:
             text = text.replace(value, REDACTED)
     return text
 
