@@ -109,7 +109,7 @@ def test_each_notebook_builds_exactly_its_layers_models_in_registry_order(layer:
         stored_inputs |= {(m.layer, m.name) for m in registry.MODELS if m.exported_as and m.layer != layer}
     used = {(call[0], name) for call in notebook_calls(path, "use_stored") for name in call[1:]}
     assert used == stored_inputs
-    assert f'profiles.show_models("{layer}")' in code
+    assert f'notebook_display.show_models("{layer}")' in code
 
 
 def test_the_runner_runs_the_registrys_notebooks_in_layer_order() -> None:

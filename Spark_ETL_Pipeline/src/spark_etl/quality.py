@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -11,8 +10,6 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spark_etl.extract import EXTRACTS
-
-METRICS_MIME_TYPE = "application/vnd.spark-etl.stage-metrics+json"
 
 
 class ReconciliationError(Exception):
@@ -72,13 +69,6 @@ def as_of_metrics(as_of_row: Row | None) -> dict[str, Any]:
 
 def counts_as_dicts(counts: list[TableCounts]) -> dict[str, dict[str, int]]:
     return {table.table_name: {k: v for k, v in asdict(table).items() if k != "table_name"} for table in counts}
-
-
-def publish_metrics(metrics: dict[str, Any]) -> None:
-    """Leave the stage's metrics in the executed notebook, where the entry script reads them back."""
-    from IPython.display import display
-
-    display({METRICS_MIME_TYPE: metrics, "text/plain": json.dumps(metrics, indent=1)}, raw=True)
 
 
 def profile_aggregates(columns: Sequence[str]) -> list[Column]:

@@ -17,7 +17,7 @@ import papermill
 from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from spark_etl.quality import METRICS_MIME_TYPE
+from spark_etl import stage_metrics
 from spark_etl.session import driver_java_options, prepare_jvm_launch
 
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parent.parent
@@ -84,15 +84,12 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
                 process.kill()
 
 
-def stage_metrics(executed_path: Path) -> dict[str, Any]:
-    """The metrics a notebook published (quality.publish_metrics), read from its executed copy."""
-    notebook = nbformat.read(executed_path, as_version=4)
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if METRICS_MIME_TYPE in data:
-                return dict(data[METRICS_MIME_TYPE])
-    raise NotebookError(executed_path.name, None, "MissingMetrics", "the notebook published no stage metrics")
+def read_metrics(executed_path: Path) -> dict[str, Any]:
+    """The metrics a notebook published (stage_metrics.publish), read from its executed copy."""
+    metrics = stage_metrics.read(executed_path)
+    if metrics is None:
+        raise NotebookError(executed_path.name, None, "MissingMetrics", "the notebook published no stage metrics")
+    return metrics
 
 
 def _kernel_environment() -> None:
@@ -180,7 +177,7 @@ def execute_notebook(
         # the kernel died, hung or could not be reached: no cell to blame, still a one-line failure
         raise NotebookError(notebook, None, type(error).__name__, first_line(str(error))) from None
     seconds = time.perf_counter() - started
-    return NotebookRun(notebook, executed_path, seconds, stage_metrics(executed_path))
+    return NotebookRun(notebook, executed_path, seconds, read_metrics(executed_path))
 
 
 def failing_cell(executed_path: Path, cell_index: int) -> int:

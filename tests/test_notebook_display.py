@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import jobs_in_group, raw_columns, register_strings
-from spark_etl import models, profiles, quality
+from spark_etl import models, notebook_display, quality
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_a_built_model_profile_is_observed_during_its_write(session: SparkSessio
     stage.build("stg_skus")
     assert len(build_jobs) == len(jobs_in_group(session, "plain_build"))  # the profile costs no job of its own
 
-    profile = profiles.by_column(stage.profile("stg_skus"))
+    profile = notebook_display.by_column(stage.profile("stg_skus"))
     assert profile["item_id"] == {"column": "item_id", "non_null": 2, "null": 0, "min": "A", "max": "B"}
     assert profile["item_description"] == {
         "column": "item_description",
@@ -66,8 +66,8 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def bar_chart(labels: Any, values: Any, title: str, xlabel: str, ylabel: str, **line: Any) -> None:
         shown.append({"title": title, "labels": list(labels), "values": list(values), **line})
 
-    monkeypatch.setattr(profiles, "bar_chart", bar_chart)
-    monkeypatch.setattr(profiles, "_display", lambda obj: shown.append({"note": obj.data}))
+    monkeypatch.setattr(notebook_display, "bar_chart", bar_chart)
+    monkeypatch.setattr(notebook_display, "_display", lambda obj: shown.append({"note": obj.data}))
     return shown
 
 
@@ -81,13 +81,13 @@ def test_charts_of_a_batch_are_counted_in_one_aggregation(session: SparkSession,
         ],
         "amount int, is_late int, issue_date date, empty double",
     )
-    profile = profiles.by_column(quality.column_profile(model_df))
+    profile = notebook_display.by_column(quality.column_profile(model_df))
     session.sparkContext.setJobGroup("one_aggregation", "a group-by")
     model_df.groupBy("amount").count().collect()
     one_aggregation = len(jobs_in_group(session, "one_aggregation"))
 
     session.sparkContext.setJobGroup("chart_batch", "every chart of the batch")
-    batch = profiles.ChartBatch(model_df, profile).histogram("amount", bins=2).histogram("empty")
+    batch = notebook_display.ChartBatch(model_df, profile).histogram("amount", bins=2).histogram("empty")
     batch.rate_by_bucket("amount", [0, 5], "is_late").monthly("issue_date", "per month", "is_late")
     batch.draw()
     assert len(jobs_in_group(session, "chart_batch")) == one_aggregation
@@ -116,15 +116,15 @@ def test_a_batch_without_a_profile_finds_the_histogram_bounds_itself(
     session: SparkSession, drawn: list[dict[str, Any]]
 ) -> None:
     model_df = session.createDataFrame([(1.0,), (2.0,), (3.0,), (4.0,)], "item_count double")
-    profiles.ChartBatch(model_df).histogram("item_count", bins=3).draw()
+    notebook_display.ChartBatch(model_df).histogram("item_count", bins=3).draw()
     assert drawn == [{"title": "item_count: distribution (0 unknown)", "labels": ["1", "2", "3"], "values": [1, 1, 2]}]
 
 
 def test_a_batch_with_more_buckets_than_it_can_draw_refuses(
     session: SparkSession, drawn: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(profiles.ChartBatch, "MAX_BUCKETS", 3)
+    monkeypatch.setattr(notebook_display.ChartBatch, "MAX_BUCKETS", 3)
     model_df = session.createDataFrame([(1.0,), (2.0,), (3.0,), (4.0,)], "item_count double")
     with pytest.raises(ValueError, match="more than 3 buckets"):
-        profiles.ChartBatch(model_df).histogram("item_count", bins=4).draw()
+        notebook_display.ChartBatch(model_df).histogram("item_count", bins=4).draw()
     assert drawn == []
