@@ -26,15 +26,6 @@ from extracts_generator import generate  # noqa: E402
 from spark_etl import extract, jdbc, load, serving  # noqa: E402
 from spark_etl.session import spark_session  # noqa: E402
 
-TYPED_TABLES = {
-    "accounts": "account_id bigint primary key, company_name text, company_address text, contact_person text, "
-    "contact_phone text, gender text, joining_date date",
-    "skus": "item_id text primary key, item_name text, item_description text, item_cost_price numeric(12,2), "
-    "item_retail_price numeric(12,2)",
-    "invoices": "invoice_id bigint primary key, account_id bigint, date_issued date, payment_dates date",
-    "invoice_line_items": "invoice_id bigint, item_id text, quantity int",
-}
-
 
 def report(line: str) -> None:
     print(line, flush=True)
@@ -53,7 +44,9 @@ def main() -> None:
     server = pg_server.start_server()
     try:
         server.psql("create database bench")
-        server.psql("; ".join(f"create table {name} ({columns})" for name, columns in TYPED_TABLES.items()), "bench")
+        server.psql(
+            "; ".join(f"create table {name} ({columns})" for name, columns in pg_server.TYPED_TABLES.items()), "bench"
+        )
         started = time.perf_counter()
         for each in extract.EXTRACTS:
             server.psql(

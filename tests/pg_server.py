@@ -17,6 +17,16 @@ SUPERUSER = "postgres"
 # The test server's own password: it exists only for the life of the temporary server.
 SUPERUSER_PASSWORD = "pg-test-secret-7f3a9c"
 
+# The production schema: typed as the issue describes (the line items have no key).
+TYPED_TABLES = {
+    "accounts": "account_id bigint primary key, company_name text, company_address text, contact_person text, "
+    "contact_phone text, gender text, joining_date date",
+    "skus": "item_id text primary key, item_name text, item_description text, item_cost_price numeric(12,2), "
+    "item_retail_price numeric(12,2)",
+    "invoices": "invoice_id bigint primary key, account_id bigint, date_issued date, payment_dates date",
+    "invoice_line_items": "invoice_id bigint, item_id text, quantity int",
+}
+
 
 def binaries_missing() -> str | None:
     """Why the server cannot be started here, or None when it can."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+import conftest
 import pg_server
 import reference_contract
 from conftest import PROJECT_DIR, run_view
@@ -26,24 +27,15 @@ from contract_compare import assert_run_matches_reference
 from spark_etl import extract, jdbc, load, serving
 
 SERVER_PASSWORD = pg_server.SUPERUSER_PASSWORD
-ENTRY_SCRIPT = PROJECT_DIR / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
-
-# The production schema: typed as the issue describes (the line items have no key).
-TYPED_TABLES = {
-    "accounts": "account_id bigint primary key, company_name text, company_address text, contact_person text, "
-    "contact_phone text, gender text, joining_date date",
-    "skus": "item_id text primary key, item_name text, item_description text, item_cost_price numeric(12,2), "
-    "item_retail_price numeric(12,2)",
-    "invoices": "invoice_id bigint primary key, account_id bigint, date_issued date, payment_dates date",
-    "invoice_line_items": "invoice_id bigint, item_id text, quantity int",
-}
 
 
 def create_tables(server: pg_server.PostgresServer, database: str, schema: str, typed: bool) -> None:
     """The four tables; text-typed copies can hold the bad rows a typed table would refuse."""
     statements = [f"create schema if not exists {schema}"]
     for each in extract.EXTRACTS:
-        columns = TYPED_TABLES[each.table_name] if typed else ", ".join(f"{name} text" for name in each.columns)
+        columns = (
+            pg_server.TYPED_TABLES[each.table_name] if typed else ", ".join(f"{name} text" for name in each.columns)
+        )
         statements.append(f"create table {schema}.{each.table_name} ({columns})")
     server.psql("; ".join(statements), database)
 
@@ -407,16 +399,8 @@ def test_a_killed_load_leaves_the_table_and_the_next_load_cleans_up(
 
 
 def run_pipeline(*args: str, password: str = SERVER_PASSWORD) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", jdbc.PASSWORD_ENVIRONMENT_VARIABLE: password}
-    return subprocess.run(
-        [sys.executable, str(ENTRY_SCRIPT), *args],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    """The entry script with the database password in its environment, as a scheduler passes it."""
+    return conftest.run_pipeline(*args, env={jdbc.PASSWORD_ENVIRONMENT_VARIABLE: password})
 
 
 def assert_password_nowhere(folder: Path, result: subprocess.CompletedProcess[str], at_least: int = 20) -> None:
