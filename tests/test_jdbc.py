@@ -480,8 +480,14 @@ def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothi
     assert len(expected.rejects) >= 8  # every kind of bad value but the malformed record
     assert_run_matches_reference(output.parent, "features.csv", expected)
     csv_output = tmp_path / "csv_out" / "features.csv"
-    csv_run = run_pipeline("--extracts", str(extracts), "--output", str(csv_output), "--as-of", "2021-07-01", "--quiet")
+    # the CSV path, loading its features into the same database (--extracts with --load-jdbc-table)
+    csv_run = run_pipeline(
+        "--extracts", str(extracts), "--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER,
+        "--load-jdbc-table", "serving.features_from_csv", "--output", str(csv_output), "--as-of", "2021-07-01",
+        "--quiet",
+    )  # fmt: skip
     assert csv_run.returncode == 0, csv_run.stderr
+    assert serving_rows(spark, url, "serving.features_from_csv") == csv_as_table_rows(csv_output)
     for name in ("features.csv", "rejects.csv"):  # the CSV path's files, byte for byte
         assert (output.parent / name).read_bytes() == (csv_output.parent / name).read_bytes(), name
     jdbc_summary, csv_summary = (
@@ -490,6 +496,7 @@ def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothi
     )
     for key in ("tables", "rejects", "output_rows", "invoices_with_unknown_account", "invoices_with_unknown_sku"):
         assert jdbc_summary[key] == csv_summary[key], key
+    assert (csv_summary["source"]["kind"], csv_summary["loaded_table"]["table"]) == ("csv", "serving.features_from_csv")
     loaded = serving_rows(spark, url, "serving.features")
     assert loaded == csv_as_table_rows(output)
     assert_password_nowhere(output.parent, result)
