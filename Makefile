@@ -65,5 +65,6 @@ postgres-deps:
 	fi
 
 clean:
-	rm -rf data_outputs/notebooks data_outputs/warehouse data_outputs/pipeline_output.csv \
-		data_outputs/rejects.csv data_outputs/run_summary.json
+	rm -rf data_outputs/notebooks data_outputs/reports data_outputs/warehouse data_outputs/failed_runs \
+		data_outputs/pipeline_output.csv data_outputs/rejects.csv data_outputs/run_summary.json \
+		data_outputs/run.log data_outputs/_run.lock data_outputs/_tmp_run_* scratch

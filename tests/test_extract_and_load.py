@@ -264,7 +264,7 @@ def test_a_file_that_is_not_utf8_stops_naming_its_first_bad_line(spark: SparkSes
     with pytest.raises(extract.ExtractError) as raised:
         extract.read_extract(spark, str(tmp_path), ACCOUNTS)
     assert str(raised.value) == (
-        f"{tmp_path}/accounts.csv: line 3 is not valid UTF-8 (2 such lines); "
+        f"{tmp_path}/accounts.csv: line 3 is not valid UTF-8 (2 such line(s) in all); "
         "pass --encoding NAME if the extracts are encoded otherwise"
     )
     decoded = extract.read_extract(spark, str(tmp_path), ACCOUNTS, encoding="ISO-8859-1")

@@ -251,7 +251,7 @@ def test_an_extract_that_is_not_utf8_is_one_line(small_extracts: Path, tmp_path:
     result = run_pipeline("--extracts", str(extracts), "--output", str(output), "--quiet")
     assert result.returncode == 2
     line = one_error_line(result)
-    assert f": ExtractError: {extracts}/accounts.csv: line 3 is not valid UTF-8 (1 such lines); " in line
+    assert f": ExtractError: {extracts}/accounts.csv: line 3 is not valid UTF-8 (1 such line(s) in all); " in line
     assert not output.exists()
 
 

@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import pyspark
 
@@ -34,8 +34,15 @@ BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError", "WarehouseError", "Jd
 DEFAULT_MASTER = "local[*]"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad options are one line too, like every other failure (the usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
 def parse_options(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python Spark_ETL_Pipeline/src/Spark_ETL_Pipeline.py",
         description=(
             "Build the late-payment feature table (one row per invoice) from the accounts, skus, invoices "
@@ -49,7 +56,8 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         "--output",
         default="data_outputs/pipeline_output.csv",
         metavar="FILE",
-        help="feature CSV; run_summary.json, rejects.csv and the executed notebooks go in its folder",
+        help="feature CSV (default: data_outputs/pipeline_output.csv); run_summary.json, rejects.csv, the executed "
+        "notebooks, reports and run.log go in its folder",
     )
     parser.add_argument(
         "--warehouse",
@@ -75,7 +83,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="a Spark setting for every stage's session, e.g. --conf spark.driver.memory=4g (repeatable)",
     )
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument(
+        "--quiet", action="store_true", help="print nothing but errors, one line each (the detail is in run.log)"
+    )
     parser.add_argument(
         "--separate-jvms",
         action="store_true",

@@ -179,7 +179,7 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract, encod
         if lines.not_utf8:
             line_number = first_line_not_utf8(spark, path)
             raise ExtractError(
-                f"{path}: line {line_number} is not valid UTF-8 ({lines.not_utf8} such lines); "
+                f"{path}: line {line_number} is not valid UTF-8 ({lines.not_utf8} such line(s) in all); "
                 "pass --encoding NAME if the extracts are encoded otherwise"
             )
         file_bytes = filesystem.size(spark, path)

@@ -40,6 +40,8 @@ def check_url(url: str) -> str:
     notebooks as a parameter); the error says what is wrong."""
     match = URL_PATTERN.match(url)
     if match is None:
+        if "@" in url:  # user:password@host: say so without repeating the URL, which holds the password
+            raise ValueError("the URL must not hold credentials: pass --jdbc-user and set ETL_JDBC_PASSWORD")
         raise ValueError(f"{url!r} is not jdbc:postgresql://HOST[:PORT]/DATABASE")
     query = match.group("query") or ""
     names = {pair.split("=", 1)[0].lower() for pair in query.split("&") if pair}

@@ -19,7 +19,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "the password comes from the ETL_JDBC_PASSWORD environment variable",
     )
     parser.add_argument("--jdbc-user", metavar="USER", help="database user for --jdbc-url")
-    parser.add_argument("--jdbc-schema", default="public", metavar="NAME", help="schema of the four tables")
+    parser.add_argument(
+        "--jdbc-schema", default="public", metavar="NAME", help="schema of the four tables (default: public)"
+    )
     parser.add_argument(
         "--jdbc-partitions",
         type=int,

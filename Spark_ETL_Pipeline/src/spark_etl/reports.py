@@ -44,7 +44,7 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
     status = str(summary.get("status", "unknown"))
     parts = [
         f"<h1>Pipeline run: <span class='{html.escape(status)}'>{html.escape(status)}</span></h1>",
-        f"<p>as_of <b>{html.escape(str(summary.get('as_of')))}</b> · output rows "
+        f"<p>as_of <b>{html.escape(str(summary.get('as_of') or '-'))}</b> · output rows "
         f"<b>{summary.get('output_rows', '-')}</b> · {summary.get('seconds', '-')} s · extracts "
         f"<code>{html.escape(str(summary.get('extracts') or '-'))}</code></p>",
     ]

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -147,6 +147,9 @@ def publish(paths: RunPaths, data_names: list[str], summary: dict[str, Any]) -> 
     """Move the run's files into place: the data first, then the notebooks, reports and log that describe it,
     the summary last, so whoever sees the new summary finds everything it describes."""
     write_json(paths.pending / "run_summary.json", summary)
+    # the notebooks and reports name the run's folder where they wrote; once published, the files are here
+    published = [paths.pending / name for name in PUBLISHED_FOLDERS]
+    rewrite_files(published, lambda text: text.replace(str(paths.pending), str(paths.output_dir)))
     for name in data_names:
         os.replace(paths.pending / name, paths.output_dir / name)
     for name in PUBLISHED_FOLDERS:
@@ -167,18 +170,23 @@ def keep_failed(paths: RunPaths) -> Path:
     return paths.failed
 
 
-def redact_files(paths: list[Path], secret_values: list[str]) -> None:
-    """Replace every secret value in the given files, or the files under the given folders (notebooks, reports,
-    logs): whatever a kernel or a JVM printed is scrubbed before anyone is shown it."""
-    if not any(secret_values):
-        return
+def rewrite_files(paths: list[Path], rewrite: Callable[[str], str]) -> None:
+    """Apply `rewrite` to the given text files, or to the files under the given folders (notebooks, reports,
+    logs), writing back only those it changes."""
     for top in paths:
         for path in [top] if top.is_file() else sorted(top.rglob("*")):
             if path.is_file():
                 text = path.read_text(encoding="utf-8", errors="surrogateescape")
-                cleaned = redact_text(text, secret_values)
-                if cleaned != text:
-                    path.write_text(cleaned, encoding="utf-8", errors="surrogateescape")
+                rewritten = rewrite(text)
+                if rewritten != text:
+                    path.write_text(rewritten, encoding="utf-8", errors="surrogateescape")
+
+
+def redact_files(paths: list[Path], secret_values: list[str]) -> None:
+    """Scrub every secret value from the given files: whatever a kernel or a JVM printed is scrubbed before
+    anyone is shown it."""
+    if any(secret_values):
+        rewrite_files(paths, lambda text: redact_text(text, secret_values))
 
 
 @contextlib.contextmanager
