@@ -18,6 +18,7 @@ import pytest
 
 from conftest import ENTRY_SCRIPT, PROJECT_DIR, run_pipeline
 from extracts_generator import generate
+from spark_etl import run_files
 
 pytestmark = pytest.mark.e2e
 SECRET = "s3cr3t-Value-4821"
@@ -267,3 +268,27 @@ def test_cluster_up_over_a_recorded_cluster_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr == f"error: a cluster is already recorded in {tmp_path}; run `make cluster-down` first\n"
+
+
+def test_publishing_names_the_published_place_in_the_notebooks_and_reports(tmp_path: Path) -> None:
+    """A run's notebooks and reports name its own folder, where it wrote; once published, they name where the
+    files are now (papermill's metadata, the parameters cell, the exported table all included)."""
+    paths = run_files.RunPaths("20990101T000000Z_abcdef", "extracts", "warehouse", tmp_path / "features.csv")
+    run_files.start(paths)
+    for name in ("features.csv", "rejects.csv"):
+        (paths.pending / name).write_text("x\n", encoding="utf-8")
+    (paths.executed_notebooks / "03_marts.ipynb").write_text(
+        json.dumps({"output_path": str(paths.pending / "features.csv")}), encoding="utf-8"
+    )
+    (paths.reports / "03_marts.html").write_text(f"<td>{paths.pending / 'rejects.csv'}</td>", encoding="utf-8")
+    run_files.publish(paths, ["features.csv", "rejects.csv"], {"status": "succeeded"})
+    run_files.remove([paths.pending])  # as the entry script does once the run has published
+    assert json.loads((tmp_path / "notebooks" / "03_marts.ipynb").read_text(encoding="utf-8")) == {
+        "output_path": str(tmp_path / "features.csv")
+    }
+    assert (tmp_path / "reports" / "03_marts.html").read_text(
+        encoding="utf-8"
+    ) == f"<td>{tmp_path / 'rejects.csv'}</td>"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "features.csv", "notebooks", "rejects.csv", "reports", "run.log", "run_summary.json",
+    ]  # fmt: skip

@@ -237,7 +237,6 @@ def stage_parameters(
             **common,
             "output_path": str(paths.pending / paths.output.name),
             "rejects_path": str(paths.pending / "rejects.csv"),
-            "published_dir": str(paths.output.parent),
             **load,
         },
     }

@@ -111,12 +111,6 @@ def remove_temporaries(spark: SparkSession, folder: str, run_ids: list[str]) -> 
     return sorted(removed)
 
 
-def published_path(path: str, published_dir: str) -> str:
-    """Where a file written at `path` ends up: under its own name in `published_dir` (the entry script writes a
-    run's files in a temporary folder and moves them there once every stage succeeded), or `path` itself."""
-    return f"{published_dir.rstrip('/')}/{path.rstrip('/').rpartition('/')[2]}" if published_dir else path
-
-
 def replace(spark: SparkSession, source: str, target: str) -> None:
     """Move `source` over `target`: atomic for a local file, delete-then-rename elsewhere (a folder)."""
     fs, source_path = _hadoop(spark, source)
