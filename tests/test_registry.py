@@ -193,7 +193,8 @@ def test_grain_table_lists_a_layers_models_with_their_keys_and_documented_column
         "| model | stored | grain | key | columns |",
         "|---|---|---|---|---|",
         "| `int_invoice_totals` | Parquet | one row per usable invoice | `invoice_id` | invoice_id bigint, "
-        "line_count bigint, item_count bigint, unknown_sku_line_count bigint, invoice_total decimal(38,2), partition_month string |",
+        "line_count bigint, item_count bigint, unknown_sku_line_count bigint, invoice_total decimal(38,2), "
+        "partition_month string |",
         "| `int_account_daily_invoices` | Parquet | one row per account and issue day | `account_id`, `issue_date` | "
         "account_id bigint, issue_date date, invoice_count bigint, invoices_prior_120d bigint, "
         "invoices_to_date bigint |",

@@ -148,6 +148,7 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         "line_months_rewritten": staging["line_months"],
         "total_months_recomputed": intermediate["total_months"],
         "invoices_recomputed": totals_written,
+        "accounts_recomputed": intermediate["accounts_recomputed"],
         "as_of": intermediate["as_of"],
         "as_of_given": options.as_of is not None,
         "latest_data_date": intermediate["latest_data_date"],
