@@ -271,24 +271,27 @@ def test_cluster_up_over_a_recorded_cluster_is_one_line(tmp_path: Path) -> None:
 
 
 def test_publishing_names_the_published_place_in_the_notebooks_and_reports(tmp_path: Path) -> None:
-    """A run's notebooks and reports name its own folder, where it wrote; once published, they name where the
-    files are now (papermill's metadata, the parameters cell, the exported table all included)."""
+    """A run's notebooks and reports name its own folder, where they were written; once published, they name
+    where they are now (papermill's metadata and the parameters cell included). The CSVs and the summary stay in
+    the version's folder, and the published names are links to them."""
     paths = run_files.RunPaths("20990101T000000Z_abcdef", "extracts", "warehouse", tmp_path / "features.csv")
     run_files.start(paths)
+    paths.version_outputs.mkdir(parents=True)  # the marts notebook writes the CSVs there
     for name in ("features.csv", "rejects.csv"):
-        (paths.pending / name).write_text("x\n", encoding="utf-8")
+        (paths.version_outputs / name).write_text(f"{name}\n", encoding="utf-8")
     (paths.executed_notebooks / "03_marts.ipynb").write_text(
-        json.dumps({"output_path": str(paths.pending / "features.csv")}), encoding="utf-8"
+        json.dumps({"output_path": str(paths.executed_notebooks / "03_marts.ipynb")}), encoding="utf-8"
     )
-    (paths.reports / "03_marts.html").write_text(f"<td>{paths.pending / 'rejects.csv'}</td>", encoding="utf-8")
+    (paths.reports / "03_marts.html").write_text(f"<td>{paths.pending / 'run.log'}</td>", encoding="utf-8")
     run_files.publish(paths, ["features.csv", "rejects.csv"], {"status": "succeeded"})
     run_files.remove([paths.pending])  # as the entry script does once the run has published
     assert json.loads((tmp_path / "notebooks" / "03_marts.ipynb").read_text(encoding="utf-8")) == {
-        "output_path": str(tmp_path / "features.csv")
+        "output_path": str(tmp_path / "notebooks" / "03_marts.ipynb")
     }
-    assert (tmp_path / "reports" / "03_marts.html").read_text(
-        encoding="utf-8"
-    ) == f"<td>{tmp_path / 'rejects.csv'}</td>"
+    assert (tmp_path / "reports" / "03_marts.html").read_text(encoding="utf-8") == f"<td>{tmp_path / 'run.log'}</td>"
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "features.csv", "notebooks", "rejects.csv", "reports", "run.log", "run_summary.json",
+        "features.csv", "notebooks", "rejects.csv", "reports", "run.log", "run_summary.json", "versions",
     ]  # fmt: skip
+    for name in ("features.csv", "rejects.csv", "run_summary.json"):
+        assert (tmp_path / name).samefile(paths.version_outputs / name)
+    assert (tmp_path / "features.csv").read_text(encoding="utf-8") == "features.csv\n"

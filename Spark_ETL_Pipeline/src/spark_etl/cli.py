@@ -375,7 +375,7 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
             failure = failure_of(error, options, paths, termination)
             pointer = run_files.local_pointer(paths.warehouse)
             if pointer is None or pointer["version"] != paths.run_id:  # not committed: its CSVs go with it
-                run_files.remove([paths.version_outputs])
+                run_files.remove_uncommitted(paths)
             console.detail(traceback.format_exc())
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
             return failure.status
