@@ -4,8 +4,9 @@ Two runs writing one warehouse would overwrite each other's models, so the secon
 anything. The lock is a small JSON document naming its holder: host, pid, the process's start time (so a pid
 reused by a later process is not taken for the holder), the boot it ran in, run_id, when it was taken and for
 which output. It is taken by writing a complete temporary file and hard-linking it to `_lock`: the link fails
-when a lock is there, and a lock is never seen half written. The holder deletes it when it ends, however it ends
-short of SIGKILL or a lost machine.
+when a lock is there, and a lock is never seen half written. The holder deletes it when its `with` block ends,
+however it ends (the entry script turns SIGTERM and Ctrl-C into exceptions); a process killed by a signal it does
+not catch (SIGKILL), or with its machine, leaves it behind, stale.
 
 A lock is stale when it was taken on this host and its process is gone: the pid runs no more, runs a process
 started at another time, or the machine has rebooted since. The next run takes a stale lock over. Two runs
