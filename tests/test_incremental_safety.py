@@ -65,6 +65,7 @@ def days(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for row in cut[0]
         if row[3] and (datetime.date.fromisoformat(row[3]) - datetime.date.fromisoformat(row[2])).days <= 30
     ][:PAID_LATER]
+    assert len(paid_on_time) == PAID_LATER
     unpaid = {row[0]: [*row[:3], ""] for row in paid_on_time}
     day_invoices = [[unpaid.get(row[0], row) for row in cut[0]], *cut[1:]]
     day_invoices[2] = [*day_invoices[2], *paid_on_time]
