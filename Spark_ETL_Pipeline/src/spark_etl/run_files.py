@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ FAILED_RUNS_KEPT = 10
 PUBLISHED_FOLDERS = ("notebooks", "reports")
 OUTPUT_VERSIONS = "versions"  # each warehouse version's CSVs and summary, for --rollback; the published names link here
 SUMMARY_NAME = "run_summary.json"
+FAULT_AT_ENV = "SPARK_ETL_FAULT_AT"  # a test hook: see fault_point
 
 
 class OutputBusyError(Exception):
@@ -160,10 +162,22 @@ def publish(paths: RunPaths, data_names: list[str], summary: dict[str, Any]) -> 
     published = [paths.pending / name for name in PUBLISHED_FOLDERS]
     rewrite_files(published, lambda text: text.replace(str(paths.pending), str(paths.output_dir)))
     link_published(paths.version_outputs, paths.output_dir, data_names)
+    fault_point("publish")
     for name in PUBLISHED_FOLDERS:
         _replace_folder(paths.pending / name, paths.output_dir / name, paths.pending / f"previous_{name}")
     os.replace(paths.log, paths.output_dir / LOG_NAME)
     link_published(paths.version_outputs, paths.output_dir, [SUMMARY_NAME])
+
+
+def fault_point(name: str) -> None:
+    """A test hook: with SPARK_ETL_FAULT_AT=<name>, SIGKILL the run's process group here, as a scheduler would, to
+    test a window too short to hit from outside (`publish`: the data published, the summary not yet). It kills
+    only this process when the process does not lead its group, so a test cannot kill its own runner."""
+    if os.environ.get(FAULT_AT_ENV) != name:
+        return
+    if os.getpgid(0) == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def link_published(source_dir: Path, output_dir: Path, names: list[str]) -> None:

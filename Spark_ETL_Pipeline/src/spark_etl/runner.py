@@ -17,7 +17,7 @@ import papermill
 from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from spark_etl import stage_metrics
+from spark_etl import kernel_lifetime, stage_metrics
 from spark_etl.session import driver_java_options, prepare_jvm_launch
 
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parent.parent
@@ -25,8 +25,12 @@ PROJECT_DIR = PACKAGE_SOURCE_DIR.parent.parent
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
 STAGE_NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
 KERNEL_NAME = "python3"
-# the kernels' own start-up and shutdown chatter would interleave with the stage lines
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+# the kernels' own start-up and shutdown chatter would interleave with the stage lines; and a kernel dies with the
+# entry script (kernel_lifetime), which a scheduler's SIGKILL to its process group would otherwise not reach
+KERNEL_ARGUMENTS = [
+    "--IPKernelApp.log_level=CRITICAL",
+    f"--IPKernelApp.exec_lines={kernel_lifetime.STARTUP_LINE}",
+]
 
 
 class NotebookError(Exception):
