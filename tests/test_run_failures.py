@@ -282,7 +282,8 @@ def test_publishing_names_the_published_place_in_the_notebooks_and_reports(tmp_p
         json.dumps({"output_path": str(paths.executed_notebooks / "03_marts.ipynb")}), encoding="utf-8"
     )
     (paths.reports / "03_marts.html").write_text(f"<td>{paths.pending / 'run.log'}</td>", encoding="utf-8")
-    run_files.publish(paths, ["features.csv", "rejects.csv"], {"status": "succeeded"})
+    run_files.keep_summary(paths, {"status": "succeeded"})
+    run_files.publish(paths, ["features.csv", "rejects.csv"])
     run_files.remove([paths.pending])  # as the entry script does once the run has published
     assert json.loads((tmp_path / "notebooks" / "03_marts.ipynb").read_text(encoding="utf-8")) == {
         "output_path": str(tmp_path / "notebooks" / "03_marts.ipynb")

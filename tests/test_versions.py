@@ -65,9 +65,14 @@ def test_old_versions_go_but_the_months_a_kept_one_takes_from_them_stay(spark: S
     dead = warehouse / "versions" / "v_dead" / "staging" / "lines"  # a run killed before its commit
     dead.mkdir(parents=True)
 
+    (warehouse / "_current.json.tmp_0123456789ab").write_text("{", encoding="utf-8")  # killed mid-switch
+
     second = build(spark, warehouse, "v2", incremental=True)
     write(second, [(2, 22, "2021-02")], ["2021-02"])
-    second.commit(["lines", "whole"], {}, keep_versions=1)
+    second.commit(["lines", "whole"], {}, keep_versions=1, switch=False)
+    assert json.loads((warehouse / "_current.json").read_text())["version"] == "v1"  # not current until the switch
+    # the entry script's switch, with plain local file calls
+    assert versions.switch_pointer(versions.LocalFiles(), str(warehouse), "v2", keep_versions=1) == ["v2"]
 
     folders = sorted(
         str(path.relative_to(warehouse)) for path in (warehouse / "versions").glob("*/staging/*/*") if path.is_dir()
@@ -78,6 +83,8 @@ def test_old_versions_go_but_the_months_a_kept_one_takes_from_them_stay(spark: S
     ]
     assert (warehouse / "versions" / "v2" / "staging" / "whole" / "_SUCCESS").exists()
     assert not (warehouse / "versions" / "v_dead").exists()
+    assert not (warehouse / "versions" / "v1" / "_manifest.json").exists()  # v1 is no longer a version
+    assert sorted(path.name for path in warehouse.iterdir()) == ["_current.json", "versions"]
     assert not (warehouse / "versions" / "v1" / "staging" / "whole").exists()
     assert json.loads((warehouse / "_current.json").read_text())["history"] == ["v2"]
     assert rows(second.read("staging", "lines")) == [(1, 10, "2021-01"), (2, 22, "2021-02")]

@@ -274,6 +274,8 @@ def stage_parameters(
             "output_path": str(paths.version_outputs / paths.output.name),
             "rejects_path": str(paths.version_outputs / "rejects.csv"),
             "keep_versions": options.keep_versions,
+            # on this machine the entry script commits, once the run's summary is kept (run_files.keep_summary)
+            "commit_pointer": not run_files.is_local(paths.warehouse),
             **load,
         },
     }
@@ -368,7 +370,10 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
                     raise failure from error
             sys.stderr.flush()
             run_files.redact_files([paths.reports, paths.log], console.secret_values)
-            run_files.publish(paths, [paths.output.name, "rejects.csv"], summary)
+            run_files.keep_summary(paths, summary)
+            if run_files.is_local(paths.warehouse):  # the commit: the version becomes current
+                versions.switch_pointer(versions.LocalFiles(), paths.warehouse, paths.run_id, options.keep_versions)
+            run_files.publish(paths, [paths.output.name, "rejects.csv"])
             pointer = run_files.local_pointer(paths.warehouse)
             if pointer is not None:
                 run_files.remove_output_versions(paths.output_dir, pointer["history"])

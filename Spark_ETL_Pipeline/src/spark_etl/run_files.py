@@ -152,12 +152,22 @@ def _replace_folder(source: Path, target: Path, aside: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def publish(paths: RunPaths, data_names: list[str], summary: dict[str, Any]) -> None:
-    """Put the run's files in place (its warehouse version is already current): the data first, then the
-    notebooks, reports and log that describe it, the summary last, so whoever sees the new summary finds everything
-    it describes."""
+def keep_summary(paths: RunPaths, summary: dict[str, Any]) -> None:
+    """The summary beside the version's CSVs, before the version is made current: a current version always has
+    every file `republish` needs."""
     paths.version_outputs.mkdir(parents=True, exist_ok=True)
     write_json(paths.version_outputs / SUMMARY_NAME, summary)
+
+
+def is_local(warehouse: str) -> bool:
+    """A warehouse the entry script can reach without Spark (a plain path or a file: URI)."""
+    return "://" not in warehouse or warehouse.startswith("file:")
+
+
+def publish(paths: RunPaths, data_names: list[str]) -> None:
+    """Put the run's files in place (its warehouse version is already current, its summary kept beside its
+    CSVs): the data first, then the notebooks, reports and log that describe it, the summary last, so whoever
+    sees the new summary finds everything it describes."""
     # the notebooks and reports name the run's folder where they wrote; once published, the files are here
     published = [paths.pending / name for name in PUBLISHED_FOLDERS]
     rewrite_files(published, lambda text: text.replace(str(paths.pending), str(paths.output_dir)))
@@ -214,7 +224,7 @@ def republish(output_dir: Path, version: str, data_names: list[str]) -> bool:
 def local_pointer(warehouse: str) -> dict[str, Any] | None:
     """The warehouse's version pointer, read without Spark where the warehouse is on this machine (None when no
     version was committed, or the warehouse is elsewhere: then the stages alone read it)."""
-    if "://" in warehouse and not warehouse.startswith("file:"):
+    if not is_local(warehouse):
         return None
     path = Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_current.json"
     try:

@@ -22,12 +22,14 @@ A version is named after the run that made it (its run id, sortable by start tim
 from __future__ import annotations
 
 import json
+import os
 import posixpath
+import shutil
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
@@ -40,6 +42,7 @@ MANIFEST = "_manifest.json"
 MODEL_RECORD = "_model.json"
 PARTITION_PREFIX = "part="
 DEFAULT_KEEP_VERSIONS = 3
+LAYERS = ("staging", "intermediate", "marts")
 
 
 class VersionError(Exception):
@@ -192,9 +195,12 @@ class RunVersion:
         folders = [self.absolute(folder) for folder in self.base.folders(model_name, partitions)]
         return read_folders(self.spark, folders, self.base.schema(model_name))
 
-    def commit(self, model_names: list[str], details: dict[str, Any], keep_versions: int) -> Manifest:
-        """Write this version's manifest, then switch the pointer to it: the one step that makes the run's
-        models current. Then remove what no kept version refers to."""
+    def commit(
+        self, model_names: list[str], details: dict[str, Any], keep_versions: int, switch: bool = True
+    ) -> Manifest:
+        """Write this version's manifest, then (with `switch`) make it current: `switch_pointer`. The entry script
+        switches the pointer itself on a local warehouse (`switch` false), once the run's summary is written, so
+        a version is never current without its published files."""
         models: dict[str, dict[str, Any]] = {}
         for model_name in model_names:
             layer = self._layer_of(model_name)
@@ -210,15 +216,12 @@ class RunVersion:
         mode = "incremental" if self.is_incremental else "full"
         manifest = Manifest(self.version, models, {**details, "mode": mode, "committed_at": _utc_now()})
         write_json_atomically(self.spark, f"{self.folder}/{MANIFEST}", manifest.as_json())
-        _, history = current(self.spark, self.warehouse_dir)
-        kept = [self.version, *[version for version in history if version != self.version]][: max(1, keep_versions)]
-        write_json_atomically(self.spark, pointer_path(self.warehouse_dir), {"version": self.version, "history": kept})
-        filesystem.delete(self.spark, f"{self.warehouse_dir.rstrip('/')}/{BUILDING}")
-        remove_unreferenced(self.spark, self.warehouse_dir, kept)
+        if switch:
+            switch_pointer(HadoopFiles(self.spark), self.warehouse_dir, self.version, keep_versions)
         return manifest
 
     def _layer_of(self, model_name: str) -> str:
-        for layer in ("staging", "intermediate", "marts"):
+        for layer in LAYERS:
             if filesystem.exists(self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}"):
                 return layer
         raise VersionError(f"{model_name} was not built in version {self.version}: nothing is committed")
@@ -232,40 +235,134 @@ def read_folders(spark: SparkSession, folders: list[str], schema: StructType) ->
     return spark.read.schema(schema).parquet(*folders)
 
 
-def remove_unreferenced(spark: SparkSession, warehouse_dir: str, kept: list[str]) -> list[str]:
-    """Delete every version folder, model folder and partition folder that no kept version's manifest refers to:
-    versions past --keep-versions, and whatever a dead run left. Only call while holding the warehouse's lock."""
+class Files(Protocol):
+    """The few file operations the pointer and the clean-up need: through Hadoop in a stage (any URI), or plain
+    local calls in the entry script, which has no Spark of its own."""
+
+    def list_names(self, folder: str) -> list[str]: ...
+
+    def read_text(self, path: str) -> str | None: ...
+
+    def write_text(self, path: str, text: str) -> None: ...
+
+    def replace(self, source: str, target: str) -> None: ...
+
+    def delete(self, path: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class HadoopFiles:
+    spark: SparkSession
+
+    def list_names(self, folder: str) -> list[str]:
+        return filesystem.list_names(self.spark, folder)
+
+    def read_text(self, path: str) -> str | None:
+        return filesystem.read_text(self.spark, path)
+
+    def write_text(self, path: str, text: str) -> None:
+        filesystem.write_text(self.spark, path, text)
+
+    def replace(self, source: str, target: str) -> None:
+        filesystem.replace(self.spark, source, target)
+
+    def delete(self, path: str) -> None:
+        filesystem.delete(self.spark, path)
+
+
+class LocalFiles:
+    """A warehouse on this machine (a plain path or a file: URI)."""
+
+    @staticmethod
+    def _local(path: str) -> str:
+        return path.removeprefix("file://").removeprefix("file:")
+
+    def list_names(self, folder: str) -> list[str]:
+        local = self._local(folder)
+        return sorted(os.listdir(local)) if os.path.isdir(local) else []
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            with open(self._local(path), encoding="utf-8") as handle:
+                return handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write_text(self, path: str, text: str) -> None:
+        with open(self._local(path), "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def replace(self, source: str, target: str) -> None:
+        os.replace(self._local(source), self._local(target))
+
+    def delete(self, path: str) -> None:
+        local = self._local(path)
+        if os.path.isdir(local):
+            shutil.rmtree(local, ignore_errors=True)
+        elif os.path.lexists(local):
+            os.unlink(local)
+
+
+def switch_pointer(files: Files, warehouse_dir: str, version: str, keep_versions: int) -> list[str]:
+    """The commit: `_current.json` names `version` (written beside itself and renamed over the old one, so it is
+    the old document or the new one, never half), with the newest `keep_versions` committed versions as its
+    history; then what no kept version refers to goes. Returns the history. Only call while holding the
+    warehouse's lock, once the version's manifest is written."""
+    root = warehouse_dir.rstrip("/")
+    pointer = files.read_text(pointer_path(root))
+    history = [] if pointer is None else [str(v) for v in json.loads(pointer)["history"]]
+    kept = [version, *[older for older in history if older != version]][: max(1, keep_versions)]
+    temporary = f"{pointer_path(root)}.tmp_{uuid.uuid4().hex[:12]}"
+    files.write_text(temporary, json.dumps({"version": version, "history": kept}, indent=2, sort_keys=True) + "\n")
+    files.replace(temporary, pointer_path(root))
+    files.delete(f"{root}/{BUILDING}")
+    remove_unreferenced(files, root, kept)
+    return kept
+
+
+def remove_unreferenced(files: Files, warehouse_dir: str, kept: list[str]) -> list[str]:
+    """Delete every version folder, model folder and partition folder that no kept version's manifest refers to
+    (versions past --keep-versions, and whatever a dead run left), and pointer files a killed run left half-way.
+    Only call while holding the warehouse's lock."""
+    root = warehouse_dir.rstrip("/")
     referenced: set[str] = set()
     for version in kept:
-        manifest = read_json(spark, f"{version_dir(warehouse_dir, version)}/{MANIFEST}")
-        if manifest is None:
-            continue
-        for entry in manifest["models"].values():
-            referenced.update(entry["folders"].values())
-    versions_root = f"{warehouse_dir.rstrip('/')}/{VERSIONS_DIR}"
-    removed = []
-    for version in filesystem.list_names(spark, versions_root):
+        manifest = files.read_text(f"{version_dir(root, version)}/{MANIFEST}")
+        if manifest is not None:
+            for entry in json.loads(manifest)["models"].values():
+                referenced.update(entry["folders"].values())
+    removed = [f"{root}/{name}" for name in files.list_names(root) if name.startswith(f"{POINTER}.tmp_")]
+    versions_root = f"{root}/{VERSIONS_DIR}"
+    for version in files.list_names(versions_root):
         if version in kept:
             continue
         version_root = f"{versions_root}/{version}"
         prefix = f"{VERSIONS_DIR}/{version}/"
         if not any(folder.startswith(prefix) for folder in referenced):
-            filesystem.delete(spark, version_root)
             removed.append(version_root)
             continue
-        for layer in filesystem.list_names(spark, version_root):
-            for model_name in filesystem.list_names(spark, f"{version_root}/{layer}"):
+        # a version past --keep-versions whose months a kept version still takes: only those months stay
+        for layer in files.list_names(version_root):
+            if layer not in LAYERS:
+                removed.append(f"{version_root}/{layer}")  # its manifest: the version itself is gone
+                continue
+            for model_name in files.list_names(f"{version_root}/{layer}"):
                 model_prefix = f"{prefix}{layer}/{model_name}"
                 model_dir = f"{version_root}/{layer}/{model_name}"
                 if model_prefix in referenced:
                     continue
-                for partition in filesystem.list_names(spark, model_dir):
-                    if f"{model_prefix}/{partition}" not in referenced and partition.startswith(PARTITION_PREFIX):
-                        filesystem.delete(spark, f"{model_dir}/{partition}")
-                        removed.append(f"{model_dir}/{partition}")
                 if not any(folder.startswith(model_prefix + "/") for folder in referenced):
-                    filesystem.delete(spark, model_dir)
                     removed.append(model_dir)
+                    continue
+                removed += [
+                    f"{model_dir}/{partition}"
+                    for partition in files.list_names(model_dir)
+                    if partition.startswith(PARTITION_PREFIX) and f"{model_prefix}/{partition}" not in referenced
+                ]
+    for path in removed:
+        files.delete(path)
     return removed
 
 
