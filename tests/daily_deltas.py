@@ -137,10 +137,10 @@ def initial_state(folder: Path) -> tuple[State, Rejects]:
 
 @dataclass(frozen=True)
 class Day:
-    """One day's delta, and what each kind of change in it was made to touch (to read when a day fails)."""
+    """One day's delta, and the keys each kind of change in it was made to touch (to read when a day fails)."""
 
     delta: Tables
-    changes: dict[str, str]
+    changes: dict[str, list[str]]
 
 
 def _date(raw: str) -> datetime.date:
@@ -165,7 +165,7 @@ def make_delta(state: State, rng: random.Random) -> Day:
     account_ids = sorted(int(key) for key in state.keyed[ACCOUNTS])
     sku_ids = sorted(str(key) for key in state.keyed[SKUS])
     delta: Tables = {table: [] for table in TABLES}
-    changes: dict[str, str] = {}
+    changes: dict[str, list[str]] = {}
     next_id = invoice_ids[-1] + 1
 
     def lines_for(invoice_id: str, items: list[str]) -> None:
@@ -201,7 +201,7 @@ def make_delta(state: State, rng: random.Random) -> Day:
     unknown_items = sorted(named_items - set(sku_ids))
     new_sku = unknown_items[0] if unknown_items else f"DELTA-{stamp}"
     delta[SKUS].append((new_sku, "Delta widget", "made for the incremental tests", "10.00", "19.99"))
-    changes["new account, new SKU"] = f"account {new_account}, SKU {new_sku}"
+    changes["new account"], changes["new SKU"] = [str(new_account)], [new_sku]
 
     # new invoices issued today: unpaid but one; one on the new account, one with the new SKU
     new_records = [
@@ -209,13 +209,13 @@ def make_delta(state: State, rng: random.Random) -> Day:
         for n, account_id in enumerate([*rng.sample(account_ids, 3), new_account])
     ]
     lines_for(new_records[1][0], [new_sku])
-    changes["new invoices"] = " ".join(record[0] for record in new_records)
+    changes["new invoices"] = [record[0] for record in new_records]
 
     # earlier unpaid invoices now paid (invoice row only), one with its key padded by spaces
     for n, key in enumerate(paid_ids):
         record = invoices[key]
         delta[INVOICES].append((f" {key} " if n == 0 else record[0], record[1], record[2], stamp))
-    changes["paid"] = " ".join(map(str, paid_ids))
+    changes["paid"] = [str(key) for key in paid_ids]
 
     # a back-dated invoice: a new id issued before its account's latest invoice
     account_of = int(invoices[backdated_after][1].strip(" "))
@@ -223,27 +223,28 @@ def make_delta(state: State, rng: random.Random) -> Day:
     issued = latest - datetime.timedelta(days=rng.randint(1, 60))
     paid = min(issued + datetime.timedelta(days=rng.choice((20, 45))), today).isoformat()
     backdated = add_invoice(account_of, issued, paid, rng.sample(sku_ids, 2))
-    changes["back-dated"] = f"invoice {backdated[0]} on account {account_of}, issued {issued}, latest {latest}"
+    changes["back-dated"] = [backdated[0]]
 
     # an invoice moved to another account, lines of an old invoice changed, a price and a joining date changed
     record = invoices[moved]
     target = rng.choice([account_id for account_id in account_ids if str(account_id) != record[1].strip(" ")])
     delta[INVOICES].append((record[0], str(target), *record[2:]))
-    changes["moved"] = f"invoice {moved} from account {record[1].strip()} to {target}"
+    changes["moved"] = [str(moved)]
     lines_for(str(relined), rng.sample(sku_ids, rng.randint(1, 3)))
-    changes["lines changed"] = f"invoice {relined}"
+    changes["lines changed"] = [str(relined)]
     record = state.keyed[SKUS][repriced]
     delta[SKUS].append((*record[:4], f"{rng.randint(1000, 99999)}.{rng.randint(0, 99):02d}"))
-    changes["price changed"] = f"SKU {repriced}"
+    changes["price changed"] = [repriced]
     record = state.keyed[ACCOUNTS][rejoined]
     joined = (_date(record[6]) - datetime.timedelta(days=rng.randint(1, 365))).isoformat()
     delta[ACCOUNTS].append((*record[:6], joined))
-    changes["joining date changed"] = f"account {rejoined}"
+    changes["joining date changed"] = [str(rejoined)]
 
     # bad rows: every reason, an exact copy that collapses, and malformed records
     delta[ACCOUNTS].append((*state.keyed[ACCOUNTS][bad_account][:6], "2021-02-30"))
     delta[SKUS].append((*state.keyed[SKUS][bad_sku][:4], "n/a"))
     delta[INVOICES].append((*invoices[invalidated][:2], "not-a-date", invoices[invalidated][3]))
+    lines_for(str(invalidated), [sku_ids[1]])  # its invoice is stored, so this line is known and replaces its lines
     delta[INVOICES].append(new_records[2])
     record = invoices[conflicted]
     delta[INVOICES].extend([(*record[:3], stamp), (*record[:3], (today - ONE_DAY).isoformat())])
@@ -260,10 +261,9 @@ def make_delta(state: State, rng: random.Random) -> Day:
             (str(next_id + 1000), sku_ids[0], "1"),
         ]
     )
-    changes["bad rows"] = (
-        f"account {bad_account}, SKU {bad_sku}, invoice {invalidated} invalid; invoice {conflicted} and new {orphan}"
-        f" conflicting; invoice {bad_line_only}'s only delta line invalid"
-    )
+    changes["invalid account, SKU, invoice"] = [str(bad_account), bad_sku, str(invalidated)]
+    changes["conflicting invoices"] = [str(conflicted), orphan]
+    changes["only delta line invalid"] = [str(bad_line_only)]
     for table in TABLES:
         rng.shuffle(delta[table])
     return Day(delta, changes)

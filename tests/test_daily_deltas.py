@@ -186,7 +186,8 @@ def test_a_day_makes_every_change_and_every_reject_reason(generated: Path) -> No
     day = make_delta(state, random.Random(3))
     assert day == make_delta(state, random.Random(3))  # seeded
     assert list(day.changes) == [
-        "new account, new SKU",
+        "new account",
+        "new SKU",
         "new invoices",
         "paid",
         "back-dated",
@@ -194,7 +195,9 @@ def test_a_day_makes_every_change_and_every_reject_reason(generated: Path) -> No
         "lines changed",
         "price changed",
         "joining date changed",
-        "bad rows",
+        "invalid account, SKU, invoice",
+        "conflicting invoices",
+        "only delta line invalid",
     ]
     merged, rejects = apply_delta(state, day.delta)
     assert sorted({(table, reason) for table, reason, _ in rejects}) == [
@@ -206,21 +209,18 @@ def test_a_day_makes_every_change_and_every_reject_reason(generated: Path) -> No
         ("invoices", "invalid_value"),
         ("skus", "invalid_value"),
     ]
-    # what changed in the merged source is what the day says it changed
+    # what changed in the merged source is what the day says it changed, and nothing else
+    changes = day.changes
     changed = {
         table: sorted(str(key) for key, record in merged.keyed[table].items() if state.keyed[table].get(key) != record)
         for table in KEYED
     }
-    new_account, new_sku = (part.split()[-1] for part in day.changes["new account, new SKU"].split(", "))
-    assert changed["accounts"] == sorted([new_account, day.changes["joining date changed"].split()[-1]])
-    assert changed["skus"] == sorted([new_sku, day.changes["price changed"].split()[-1]])
-    backdated = day.changes["back-dated"].split()[1]
-    moved = day.changes["moved"].split()[1]
+    assert changed["accounts"] == sorted(changes["new account"] + changes["joining date changed"])
+    assert changed["skus"] == sorted(changes["new SKU"] + changes["price changed"])
     assert changed["invoices"] == sorted(
-        [*day.changes["new invoices"].split(), *day.changes["paid"].split(), backdated, moved]
+        changes["new invoices"] + changes["paid"] + changes["back-dated"] + changes["moved"]
     )
-    relined = int(day.changes["lines changed"].split()[-1])
-    assert sorted(key for key in merged.lines if merged.lines[key] != state.lines.get(key)) == sorted(
-        [*map(int, day.changes["new invoices"].split()), int(backdated), relined]
-    )
+    invalidated = changes["invalid account, SKU, invoice"][2]
+    relined = changes["new invoices"] + changes["back-dated"] + changes["lines changed"] + [invalidated]
+    assert sorted(key for key in merged.lines if merged.lines[key] != state.lines.get(key)) == sorted(map(int, relined))
     assert apply_delta(merged, day.delta) == (merged, rejects)  # applying a delta twice changes nothing more

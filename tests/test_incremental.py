@@ -71,7 +71,7 @@ class SimulatedDay:
     """One day: its delta, the merged source it must give, and the folders of the two runs over them."""
 
     number: int
-    changes: dict[str, str]
+    changes: dict[str, list[str]]
     delta: Path
     merged_source: Path
     expected_rejects: Rejects
