@@ -23,14 +23,14 @@ import pyspark
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import spark_etl  # noqa: E402
-from spark_etl import filesystem, jdbc, jdbc_options, reports, run_files, runner  # noqa: E402
+from spark_etl import filesystem, jdbc, jdbc_options, reports, run_files, runner, versions  # noqa: E402
 from spark_etl.models import parse_as_of  # noqa: E402
 from spark_etl.run_files import RunPaths  # noqa: E402
 from spark_etl.session import SECRET_CONF_ENV, redact_text, redacted_settings, secret_settings  # noqa: E402
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError", "WarehouseError", "JdbcError"}
+BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError", "WarehouseError", "JdbcError", "VersionError"}
 DEFAULT_MASTER = "local[*]"
 
 
@@ -91,8 +91,30 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run each notebook in its own kernel and Spark JVM instead of sharing one (slower; for comparison)",
     )
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="the extracts hold only rows new or changed since the last run: merge them into the warehouse's "
+        "current version (which a full run must have published) and recompute only what they change",
+    )
+    parser.add_argument(
+        "--keep-versions",
+        type=int,
+        default=versions.DEFAULT_KEEP_VERSIONS,
+        metavar="N",
+        help=f"warehouse versions kept for --rollback (default: {versions.DEFAULT_KEEP_VERSIONS})",
+    )
+    parser.add_argument(
+        "--rollback",
+        action="store_true",
+        help="make the previous warehouse version current again and re-publish its CSVs and summary; runs no stage",
+    )
     jdbc_options.add_options(parser)
     options = parser.parse_args(argv)
+    if options.keep_versions < 1:
+        parser.error("--keep-versions must be 1 or more")
+    if options.rollback and options.incremental:
+        parser.error("--rollback runs no stage: it cannot be --incremental")
     try:
         parse_as_of(options.as_of)
     except ValueError as error:
@@ -114,8 +136,18 @@ def spark_conf(options: argparse.Namespace) -> dict[str, str]:
 
 def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float) -> dict[str, Any]:
     staging, intermediate, marts = (run.metrics for run in runs)
+    totals_written = next(m["rows"] for m in intermediate["models"] if m["model"] == "int_invoice_totals")
     return {
         "status": "succeeded",
+        "mode": "incremental" if options.incremental else "full",
+        "version": marts["version"],
+        "delta_rows": {table: counts["read"] for table, counts in staging["tables"].items()}
+        if options.incremental
+        else None,
+        "rows_merged": {table: counts["kept"] for table, counts in staging["tables"].items()},
+        "line_months_rewritten": staging["line_months"],
+        "total_months_recomputed": intermediate["total_months"],
+        "invoices_recomputed": totals_written,
         "as_of": intermediate["as_of"],
         "as_of_given": options.as_of is not None,
         "latest_data_date": intermediate["latest_data_date"],
@@ -225,6 +257,8 @@ def stage_parameters(
         "warehouse_dir": paths.warehouse,
     }
     source, load = jdbc_options.notebook_parameters(options, paths.extracts)
+    common["version"] = paths.run_id
+    common["incremental"] = options.incremental
     return {
         "01_staging.ipynb": {
             **common,
@@ -235,8 +269,9 @@ def stage_parameters(
         "02_intermediate.ipynb": {**common, "as_of": options.as_of or ""},
         "03_marts.ipynb": {
             **common,
-            "output_path": str(paths.pending / paths.output.name),
-            "rejects_path": str(paths.pending / "rejects.csv"),
+            "output_path": str(paths.version_outputs / paths.output.name),
+            "rejects_path": str(paths.version_outputs / "rejects.csv"),
+            "keep_versions": options.keep_versions,
             **load,
         },
     }
@@ -310,6 +345,7 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
     kept under failed_runs/ and named in the error line."""
     started = time.perf_counter()
     dead_runs = run_files.dead_runs(paths)
+    repair_published(paths, console)
     run_files.start(paths)
     with run_files.output_to_log(paths.log) as terminal:
         console.terminal = terminal
@@ -331,8 +367,14 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
             sys.stderr.flush()
             run_files.redact_files([paths.reports, paths.log], console.secret_values)
             run_files.publish(paths, [paths.output.name, "rejects.csv"], summary)
+            pointer = run_files.local_pointer(paths.warehouse)
+            if pointer is not None:
+                run_files.remove_output_versions(paths.output_dir, pointer["history"])
         except BaseException as error:
             failure = failure_of(error, options, paths, termination)
+            pointer = run_files.local_pointer(paths.warehouse)
+            if pointer is None or pointer["version"] != paths.run_id:  # not committed: its CSVs go with it
+                run_files.remove([paths.version_outputs])
             console.detail(traceback.format_exc())
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
             return failure.status
@@ -344,9 +386,43 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
             f"warning: --as-of {summary['as_of']} is after the latest date in the data ({summary['latest_data_date']})"
         )
     console.line(
-        f"done: {summary['output_rows']:,} invoices -> {paths.output} "
+        f"done ({summary['mode']}, version {summary['version']}): "
+        f"{summary['output_rows']:,} invoices -> {paths.output} "
         f"({summary['rejects_total']:,} rejected rows, as_of {summary['as_of']}) "
         f"in {summary['seconds']:.1f} s; reports: {paths.output_dir / 'reports' / 'index.html'}"
+    )
+    return 0
+
+
+def repair_published(paths: RunPaths, console: Console) -> None:
+    """Before a run: publish the current version's files again if a run was killed between its commit and the
+    end of its publishing, and drop the files of versions no longer kept or never committed."""
+    pointer = run_files.local_pointer(paths.warehouse)
+    if pointer is None:
+        return
+    names = [paths.output.name, "rejects.csv"]
+    is_stale = run_files.published_version(paths.output_dir) != pointer["version"]
+    if is_stale and run_files.republish(paths.output_dir, pointer["version"], names):
+        console.line(f"re-published version {pointer['version']}: a run stopped before publishing it")
+    run_files.remove_output_versions(paths.output_dir, pointer["history"])
+
+
+def rollback(options: argparse.Namespace, paths: RunPaths, console: Console) -> int:
+    """Make the previous committed version current again and publish its kept CSVs and summary; no Spark."""
+    pointer = run_files.local_pointer(paths.warehouse)
+    if "://" in paths.warehouse and not paths.warehouse.startswith("file:"):
+        raise RunFailedError(f"--rollback needs a warehouse on this machine, not {paths.warehouse}", EXIT_BAD_INPUT)
+    if pointer is None or len(pointer["history"]) < 2:
+        raise RunFailedError(f"--rollback: {paths.warehouse} has no earlier version kept", EXIT_BAD_INPUT)
+    current_version, previous = pointer["history"][0], pointer["history"][1]
+    kept = paths.output_dir / run_files.OUTPUT_VERSIONS / previous
+    names = [paths.output.name, "rejects.csv", run_files.SUMMARY_NAME]
+    if not all((kept / name).is_file() for name in names):
+        raise RunFailedError(f"--rollback: version {previous}'s files are not kept in {kept}", EXIT_BAD_INPUT)
+    run_files.write_local_pointer(paths.warehouse, {"version": previous, "history": pointer["history"][1:]})
+    run_files.republish(paths.output_dir, previous, names[:2])
+    console.line(
+        f"rolled back: version {previous} is current again (was {current_version}); {paths.output} re-published"
     )
     return 0
 
@@ -394,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prepare_output_dir(paths)
         with run_files.output_lock(paths.output_dir):
+            if options.rollback:
+                return rollback(options, paths, console)
             return run(options, paths, console, termination)
     except run_files.OutputBusyError as error:
         console.line(f"error: {error}", is_error=True)

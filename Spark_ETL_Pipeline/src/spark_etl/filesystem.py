@@ -47,6 +47,36 @@ def delete(spark: SparkSession, path: str) -> None:
     fs.delete(hadoop_path, True)
 
 
+def list_names(spark: SparkSession, folder: str) -> list[str]:
+    """The names in `folder`, sorted; none when it does not exist."""
+    fs, folder_path = _hadoop(spark, folder)
+    if not fs.exists(folder_path):
+        return []
+    return sorted(str(status.getPath().getName()) for status in fs.listStatus(folder_path))
+
+
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """A small UTF-8 file's text (a pointer or a manifest); None when it does not exist."""
+    fs, hadoop_path = _hadoop(spark, path)
+    if not fs.exists(hadoop_path):
+        return None
+    stream = fs.open(hadoop_path)
+    try:
+        return str(jvm(spark).org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Create or overwrite a small UTF-8 file."""
+    fs, hadoop_path = _hadoop(spark, path)
+    stream = fs.create(hadoop_path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
 # The run a process works for (set by the entry script for its kernels); it is part of every temporary name, so
 # a later run can tell a dead run's leftovers from a live run's work in progress.
 RUN_ID_ENV = "SPARK_ETL_RUN_ID"

@@ -33,8 +33,13 @@ def model_path(warehouse_dir: str, layer: str, model_name: str) -> str:
 _written_schemas: dict[str, StructType] = {}
 
 
-def write_parquet(df: DataFrame, path: str) -> int:
-    """Write `df` as Parquet to `path` via a temporary folder, and return the rows written.
+PARTITION_FOLDER_COLUMN = "part"  # a partitioned model's folders are part=<value>/, the value column kept in the files
+
+
+def write_parquet(df: DataFrame, path: str, partition_column: str = "") -> int:
+    """Write `df` as Parquet to `path` via a temporary folder, and return the rows written; with
+    `partition_column`, one folder `part=<value>` per value, each file still holding the column, so a folder read
+    on its own has every column of the model.
 
     The row count is observed during the write itself, so logging it costs no second pass over the data.
     """
@@ -43,7 +48,13 @@ def write_parquet(df: DataFrame, path: str) -> int:
     staging_path = filesystem.temporary_sibling(path)
     _written_schemas.pop(path, None)
     try:
-        df.observe(observation, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(staging_path)
+        observed_df = df.observe(observation, F.count(F.lit(1)).alias("rows"))
+        if partition_column:
+            partition_value = F.col(partition_column)
+            observed_df = observed_df.withColumn(PARTITION_FOLDER_COLUMN, partition_value)
+            observed_df.write.partitionBy(PARTITION_FOLDER_COLUMN).mode("overwrite").parquet(staging_path)
+        else:
+            observed_df.write.mode("overwrite").parquet(staging_path)
         filesystem.replace(spark, staging_path, path)
         _written_schemas[path] = df.schema
     finally:

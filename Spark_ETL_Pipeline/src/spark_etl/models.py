@@ -12,7 +12,8 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import constraints, load, observations, quality
+from spark_etl import constraints, load, observations, quality, registry
+from spark_etl.versions import RunVersion, write_model
 
 LAYERS = ("staging", "intermediate", "marts")
 
@@ -79,6 +80,7 @@ class Stage:
     spark: SparkSession
     layer: str
     warehouse_dir: str
+    version: RunVersion | None = None  # the run's warehouse version; None: plain folders per model (unit tests)
     runs: list[ModelRun] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
@@ -86,11 +88,26 @@ class Stage:
         """Group the stage's jobs under its layer in Spark's UI and event log."""
         self.spark.sparkContext.setJobGroup(self.layer, f"spark_etl {self.layer} models")
 
-    def use_stored(self, layer: str, *model_names: str) -> None:
-        """Register models an earlier stage stored, read back from the warehouse."""
+    def use_stored(self, layer: str, *model_names: str, months: list[str] | None = None) -> None:
+        """Register models an earlier stage of this run stored, read back from the warehouse; with `months`, only
+        those issue months of a partitioned model."""
         for model_name in model_names:
-            path = load.model_path(self.warehouse_dir, layer, model_name)
-            load.read_parquet(self.spark, path).createOrReplaceTempView(model_name)
+            if self.version is None:
+                stored_df = load.read_parquet(self.spark, load.model_path(self.warehouse_dir, layer, model_name))
+            else:
+                stored_df = self.version.read(layer, model_name, months)
+            stored_df.createOrReplaceTempView(model_name)
+
+    def use_base(self, *model_names: str, months: list[str] | None = None) -> None:
+        """Register `stored_<model>`: the model as the version this run builds on holds it (only `months` of a
+        partitioned one); empty in a full run, so a model that merges its delta into it is its plain self."""
+        for model_name in model_names:
+            schema = self.spark.createDataFrame([], registry.schema_ddl(registry.model(model_name))).schema
+            if self.version is None:
+                base_df = self.spark.createDataFrame([], schema)
+            else:
+                base_df = self.version.read_base(model_name, schema, months)
+            base_df.createOrReplaceTempView(f"stored_{model_name}")
 
     def view(self, model_name: str) -> DataFrame:
         """Run a model as a temporary view: computed by each model that reads it."""
@@ -100,24 +117,43 @@ class Stage:
         self._record(ModelRun(self.layer, model_name, None, time.perf_counter() - started))
         return model_df
 
-    def build(self, model_name: str, profile: bool = False) -> DataFrame:
+    def build(self, model_name: str, profile: bool = False, months: list[str] | None = None) -> DataFrame:
         """Run a model, store it as Parquet in the warehouse, register the stored copy as its view and check its
         declared key and relationships (`constraints.check`).
 
-        With `profile`, the model's column profile (`Stage.profile`) is observed while it is written, so showing
-        it costs no second scan and no extra job.
+        With `months` (an incremental run), only those issue months of a partitioned model are computed and
+        written; the run's version takes the other months from the version it builds on, and the view is the
+        whole model. With `profile`, the model's column profile (`Stage.profile`) is observed while it is
+        written, so showing it costs no second scan and no extra job (of the whole model, also after a partial
+        build: then it is computed on the stored copy).
         """
         started = time.perf_counter()
+        declared = registry.model(model_name)
         path = load.model_path(self.warehouse_dir, self.layer, model_name)
         model_df = self.spark.sql(sql_text(self.layer, model_name))
-        observation = Observation(f"profile_{model_name}") if profile else None
+        if months is not None:
+            if not declared.partition_by:
+                raise ValueError(f"{model_name} is not partitioned: it cannot be built for some months only")
+            model_df = model_df.where(F.col(declared.partition_by).isin(months))
+        observation = Observation(f"profile_{model_name}") if profile and months is None else None
         if observation is not None:
             model_df = model_df.observe(observation, *quality.profile_aggregates(model_df.columns))
-        rows = load.write_parquet(model_df, path)
-        stored_df = load.read_parquet(self.spark, path)
+        if self.version is None:
+            rows = load.write_parquet(model_df, path, declared.partition_by)
+            stored_df = load.read_parquet(self.spark, path)
+        else:
+            path = self.version.model_dir(self.layer, model_name)
+            rows = write_model(self.version, self.layer, model_name, model_df, declared.partition_by, months)
+            if months is not None:  # the key and relationships of what was rewritten; the rest was checked before
+                self.version.read(self.layer, model_name, months).createOrReplaceTempView(model_name)
+                constraints.check(self.spark, model_name)
+            stored_df = self.version.read(self.layer, model_name)
         stored_df.createOrReplaceTempView(model_name)
-        constraints.check(self.spark, model_name)  # its declared key and relationships, on the stored copy
+        if months is None:
+            constraints.check(self.spark, model_name)  # its declared key and relationships, on the stored copy
         profile_rows = None
+        if profile and observation is None:
+            profile_rows = quality.column_profile(stored_df)
         if observation is not None:
             summary = observations.observed(self.spark, observation)
             # adaptive execution may prune an empty model's observed node: profile the stored copy instead

@@ -24,6 +24,8 @@ NOTEBOOKS = {"staging": "01_staging.ipynb", "intermediate": "02_intermediate.ipy
 # inputs that are not models: the extracts' views (extract.register_extracts) and the run's parameters
 EXTRACT_VIEWS = {f"raw_{extract.table_name}": extract.file_name for extract in EXTRACTS}
 PARAMETER_VIEWS = {"run_parameters": "--as-of"}
+# a model's previous version, which an incremental run merges its delta into (empty in a full run): stored_<model>
+STORED_PREFIX = "stored_"
 # the notebook that writes every model's `exported_as` file, once all the models exist
 EXPORTING_LAYER = "marts"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -51,6 +53,7 @@ class Model:
     no_key: str = ""
     relationships: tuple[Relationship, ...] = ()
     exported_as: str = ""  # the run's file cut from this model, if any
+    partition_by: str = ""  # the column whose values are its folders: a run rewrites only the values it touched
 
     @property
     def notebook(self) -> str:
@@ -69,11 +72,15 @@ def _stg(name: str, inputs: tuple[str, ...], grain: str, key: tuple[str, ...], n
 CHECKED_NO_KEY = "copies of a key are separate rows"
 MODELS: tuple[Model, ...] = (
     _stg("stg_accounts_checked", ("raw_accounts",), "one row per record of accounts.csv", (), CHECKED_NO_KEY),
-    _stg("stg_accounts", ("stg_accounts_checked",), "one row per usable account", ("account_id",)),
+    _stg(
+        "stg_accounts", ("stg_accounts_checked", "stored_stg_accounts"), "one row per usable account", ("account_id",)
+    ),
     _stg("stg_skus_checked", ("raw_skus",), "one row per record of skus.csv", (), CHECKED_NO_KEY),
-    _stg("stg_skus", ("stg_skus_checked",), "one row per usable SKU", ("item_id",)),
+    _stg("stg_skus", ("stg_skus_checked", "stored_stg_skus"), "one row per usable SKU", ("item_id",)),
     _stg("stg_invoices_checked", ("raw_invoices",), "one row per record of invoices.csv", (), CHECKED_NO_KEY),
-    _stg("stg_invoices", ("stg_invoices_checked",), "one row per usable invoice", ("invoice_id",)),
+    _stg(
+        "stg_invoices", ("stg_invoices_checked", "stored_stg_invoices"), "one row per usable invoice", ("invoice_id",)
+    ),
     _stg(
         "stg_invoice_line_items_checked",
         ("raw_invoice_line_items", "stg_invoices", "stg_skus"),
@@ -85,11 +92,12 @@ MODELS: tuple[Model, ...] = (
         "staging",
         "stg_invoice_line_items",
         "stored",
-        ("stg_invoice_line_items_checked",),
+        ("stg_invoice_line_items_checked", "stored_stg_invoice_line_items", "stg_invoices", "stg_skus"),
         "one row per line of a usable invoice",
         (),
         "identical lines are separate lines",
         (Relationship("invoice_id", "stg_invoices", "invoice_id"),),
+        partition_by="partition_month",
     ),
     Model(
         "staging",
@@ -129,6 +137,7 @@ MODELS: tuple[Model, ...] = (
         ("stg_invoices", "stg_invoice_line_items", "stg_skus"),
         "one row per usable invoice",
         ("invoice_id",),
+        partition_by="partition_month",
     ),
     Model(
         "intermediate",
@@ -177,6 +186,8 @@ def validate(models: Iterable[Model] = MODELS) -> None:
             if not IDENTIFIER.match(name):
                 raise RegistryError(f"{model.name}: {name!r} is not a lowercase identifier")
         for name in model.inputs:
+            if name == f"{STORED_PREFIX}{model.name}":
+                continue  # its own previous version
             if name not in seen and name not in EXTRACT_VIEWS and name not in PARAMETER_VIEWS:
                 raise RegistryError(f"{model.name}: input {name} is not a model declared before it, nor an extract")
             if name in seen and LAYERS.index(seen[name].layer) > LAYERS.index(model.layer):
@@ -246,7 +257,15 @@ def grain_table(layer: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def schema_ddl(declared: Model) -> str:
+    """The model's columns and types as its .md states them (tests hold the .md to the model's real schema), as
+    a DDL string: the shape of its empty previous version in a full run."""
+    return ", ".join(f"{name} {type_}" for name, type_ in doc_columns(declared))
+
+
 def _node(name: str) -> str:
+    if name.startswith(STORED_PREFIX):
+        return f"{name}[({name}: previous version)]"
     if name in EXTRACT_VIEWS:
         return f"{name}[{EXTRACT_VIEWS[name]}]"
     if name in PARAMETER_VIEWS:

@@ -32,6 +32,8 @@ LOG_NAME = "run.log"
 FAILED_RUNS = "failed_runs"
 FAILED_RUNS_KEPT = 10
 PUBLISHED_FOLDERS = ("notebooks", "reports")
+OUTPUT_VERSIONS = "versions"  # each warehouse version's CSVs and summary, for --rollback; the published names link here
+SUMMARY_NAME = "run_summary.json"
 
 
 class OutputBusyError(Exception):
@@ -74,6 +76,11 @@ class RunPaths:
         return self.pending / LOG_NAME
 
     @property
+    def version_outputs(self) -> Path:
+        """The run's CSVs and summary, written here by the stages; the published names link to them."""
+        return self.output_dir / OUTPUT_VERSIONS / self.run_id
+
+    @property
     def failed(self) -> Path:
         return self.output_dir / FAILED_RUNS / self.run_id
 
@@ -114,7 +121,7 @@ def remove(folders: list[Path]) -> None:
 
 def start(paths: RunPaths) -> None:
     """Make the run's folder, with a record saying what it is and where its warehouse is, and its log."""
-    for folder in (paths.executed_notebooks, paths.reports):
+    for folder in (paths.executed_notebooks, paths.reports, paths.version_outputs):
         folder.mkdir(parents=True)
     record = {"run_id": paths.run_id, "pid": os.getpid(), "warehouse": paths.warehouse}
     (paths.pending / RUN_RECORD).write_text(json.dumps(record) + "\n", encoding="utf-8")
@@ -144,18 +151,77 @@ def _replace_folder(source: Path, target: Path, aside: Path) -> None:
 
 
 def publish(paths: RunPaths, data_names: list[str], summary: dict[str, Any]) -> None:
-    """Move the run's files into place: the data first, then the notebooks, reports and log that describe it,
-    the summary last, so whoever sees the new summary finds everything it describes."""
-    write_json(paths.pending / "run_summary.json", summary)
+    """Put the run's files in place (its warehouse version is already current): the data first, then the
+    notebooks, reports and log that describe it, the summary last, so whoever sees the new summary finds everything
+    it describes."""
+    write_json(paths.version_outputs / SUMMARY_NAME, summary)
     # the notebooks and reports name the run's folder where they wrote; once published, the files are here
     published = [paths.pending / name for name in PUBLISHED_FOLDERS]
     rewrite_files(published, lambda text: text.replace(str(paths.pending), str(paths.output_dir)))
-    for name in data_names:
-        os.replace(paths.pending / name, paths.output_dir / name)
+    link_published(paths.version_outputs, paths.output_dir, data_names)
     for name in PUBLISHED_FOLDERS:
         _replace_folder(paths.pending / name, paths.output_dir / name, paths.pending / f"previous_{name}")
     os.replace(paths.log, paths.output_dir / LOG_NAME)
-    os.replace(paths.pending / "run_summary.json", paths.output_dir / "run_summary.json")
+    link_published(paths.version_outputs, paths.output_dir, [SUMMARY_NAME])
+
+
+def link_published(source_dir: Path, output_dir: Path, names: list[str]) -> None:
+    """Make each published name the version's file: a hard link (no copy of a large CSV) made beside the
+    name and renamed over it, so a reader sees the old file or the new one, whole."""
+    for name in names:
+        temporary = output_dir / f".{name}.tmp_{uuid.uuid4().hex[:12]}"
+        try:
+            os.link(source_dir / name, temporary)
+        except OSError:  # a file system without hard links
+            shutil.copy2(source_dir / name, temporary)
+        os.replace(temporary, output_dir / name)
+
+
+def published_version(output_dir: Path) -> str | None:
+    """The version the published summary describes."""
+    try:
+        return str(json.loads((output_dir / SUMMARY_NAME).read_text(encoding="utf-8")).get("version"))
+    except (OSError, ValueError):
+        return None
+
+
+def republish(output_dir: Path, version: str, data_names: list[str]) -> bool:
+    """Publish the kept files of `version` again (a rollback, or a run killed after its commit and before its
+    files were in place); False when they are not all kept here."""
+    source_dir = output_dir / OUTPUT_VERSIONS / version
+    names = [*data_names, SUMMARY_NAME]
+    if not all((source_dir / name).is_file() for name in names):
+        return False
+    link_published(source_dir, output_dir, names)
+    return True
+
+
+def local_pointer(warehouse: str) -> dict[str, Any] | None:
+    """The warehouse's version pointer, read without Spark where the warehouse is on this machine (None when no
+    version was committed, or the warehouse is elsewhere: then the stages alone read it)."""
+    if "://" in warehouse and not warehouse.startswith("file:"):
+        return None
+    path = Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_current.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+
+
+def write_local_pointer(warehouse: str, pointer: dict[str, Any]) -> None:
+    path = Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_current.json"
+    write_json(path, pointer)
+
+
+def remove_output_versions(output_dir: Path, kept: list[str]) -> None:
+    """Delete the kept files of versions the warehouse no longer keeps, and of runs that never committed."""
+    root = output_dir / OUTPUT_VERSIONS
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.name not in kept:
+                shutil.rmtree(folder, ignore_errors=True)
+    for leftover in output_dir.glob(".*.tmp_*"):
+        leftover.unlink(missing_ok=True)
 
 
 def keep_failed(paths: RunPaths) -> Path:

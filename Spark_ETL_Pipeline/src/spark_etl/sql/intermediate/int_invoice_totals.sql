@@ -1,8 +1,9 @@
--- Grain: one row per usable invoice (stg_invoices.invoice_id). Money and item counts from its lines.
+-- Grain: one row per usable invoice (stg_invoices.invoice_id). Money and item counts from its lines. Stored in
+-- one folder per issue month, so a run recomputes only the months whose invoices, lines or prices changed.
 with
 
 invoices as (
-    select invoice_id from stg_invoices
+    select invoice_id, issue_date from stg_invoices
 ),
 
 lines as (
@@ -47,7 +48,9 @@ final as (
         case
             when coalesce(line_totals.unknown_sku_line_count, 0) = 0
                 then cast(round(coalesce(line_totals.line_amount_total, 0), 2) as decimal(38, 2))
-        end as invoice_total
+        end as invoice_total,
+        -- the folder the row is stored in, as for the invoice's lines
+        date_format(invoices.issue_date, 'yyyy-MM') as partition_month
     from invoices
     left join line_totals
         on invoices.invoice_id = line_totals.invoice_id

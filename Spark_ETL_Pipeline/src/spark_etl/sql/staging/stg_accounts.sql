@@ -1,11 +1,17 @@
 -- Grain: one row per account_id. The usable accounts: valid, unconflicted, exact copies collapsed.
+-- In an incremental run, the delta's accepted rows merged into the previous version (stored_stg_accounts);
+-- in a full run that is empty.
 with
 
 checked as (
     select * from stg_accounts_checked
 ),
 
-final as (
+stored as (
+    select account_id, company_name, company_address, contact_person, contact_phone, gender, joining_date from stored_stg_accounts
+),
+
+accepted as (
     select
         checked.account_id as account_id,
         checked.company_name as company_name,
@@ -17,6 +23,27 @@ final as (
     from checked
     where checked.reject_reason is null
         and not checked.is_collapsed
+),
+
+kept_stored as (
+    -- merge rule: an accepted delta row replaces the stored row with its key; a rejected one replaces nothing
+    select
+        stored.account_id as account_id,
+        stored.company_name as company_name,
+        stored.company_address as company_address,
+        stored.contact_person as contact_person,
+        stored.contact_phone as contact_phone,
+        stored.gender as gender,
+        stored.joining_date as joining_date
+    from stored
+    left anti join accepted
+        on stored.account_id = accepted.account_id
+),
+
+final as (
+    select * from accepted
+    union all
+    select * from kept_stored
 )
 
 select * from final

@@ -8,7 +8,7 @@ raw_rows as (
 ),
 
 invoices as (
-    select invoice_id from stg_invoices
+    select invoice_id, issue_date from stg_invoices
 ),
 
 skus as (
@@ -36,6 +36,8 @@ parsed as (
 classified as (
     select /*+ broadcast(skus) */
         parsed.*,
+        -- the folder the line is stored in: its invoice's issue month
+        date_format(invoices.issue_date, 'yyyy-MM') as partition_month,
         case
             when parsed.is_malformed
                 or parsed.invoice_id is null
@@ -59,6 +61,7 @@ final as (
         classified.item_id as item_id,
         classified.quantity as quantity,
         classified.reject_reason as reject_reason,
+        classified.partition_month as partition_month,
         false as is_collapsed,
         -- the original values are kept for quarantined lines only: valid lines are most of the data
         case

@@ -1,12 +1,18 @@
 -- Grain: one row per invoice_id. The usable invoices: valid, unconflicted, exact copies collapsed. An invoice
 -- whose account is unknown stays (its acct_age is unknown, the rest of its features are not).
+-- In an incremental run, the delta's accepted rows merged into the previous version (stored_stg_invoices);
+-- in a full run that is empty.
 with
 
 checked as (
     select * from stg_invoices_checked
 ),
 
-final as (
+stored as (
+    select invoice_id, account_id, issue_date, payment_date from stored_stg_invoices
+),
+
+accepted as (
     select
         checked.invoice_id as invoice_id,
         checked.account_id as account_id,
@@ -15,6 +21,24 @@ final as (
     from checked
     where checked.reject_reason is null
         and not checked.is_collapsed
+),
+
+kept_stored as (
+    -- merge rule: an accepted delta row replaces the stored row with its key; a rejected one replaces nothing
+    select
+        stored.invoice_id as invoice_id,
+        stored.account_id as account_id,
+        stored.issue_date as issue_date,
+        stored.payment_date as payment_date
+    from stored
+    left anti join accepted
+        on stored.invoice_id = accepted.invoice_id
+),
+
+final as (
+    select * from accepted
+    union all
+    select * from kept_stored
 )
 
 select * from final

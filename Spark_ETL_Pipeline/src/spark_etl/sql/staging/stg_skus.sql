@@ -1,11 +1,17 @@
 -- Grain: one row per item_id. The usable SKUs: valid, unconflicted, exact copies collapsed.
+-- In an incremental run, the delta's accepted rows merged into the previous version (stored_stg_skus);
+-- in a full run that is empty.
 with
 
 checked as (
     select * from stg_skus_checked
 ),
 
-final as (
+stored as (
+    select item_id, item_name, item_description, item_cost_price, item_retail_price from stored_stg_skus
+),
+
+accepted as (
     select
         checked.item_id as item_id,
         checked.item_name as item_name,
@@ -15,6 +21,25 @@ final as (
     from checked
     where checked.reject_reason is null
         and not checked.is_collapsed
+),
+
+kept_stored as (
+    -- merge rule: an accepted delta row replaces the stored row with its key; a rejected one replaces nothing
+    select
+        stored.item_id as item_id,
+        stored.item_name as item_name,
+        stored.item_description as item_description,
+        stored.item_cost_price as item_cost_price,
+        stored.item_retail_price as item_retail_price
+    from stored
+    left anti join accepted
+        on stored.item_id = accepted.item_id
+),
+
+final as (
+    select * from accepted
+    union all
+    select * from kept_stored
 )
 
 select * from final

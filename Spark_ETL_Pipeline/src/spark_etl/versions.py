@@ -1,0 +1,324 @@
+"""Versions of the warehouse: each run writes the models it builds into a version folder of its own, and the
+version becomes current only when a small pointer file is switched, after every stage has succeeded.
+
+Plain Parquet has no transaction log (no Delta or Iceberg jars are reachable here), so atomicity comes from a
+rename: `_current.json` is written beside itself and renamed over the old one (atomic on a local or HDFS file
+system). Readers resolve every model through the current version's manifest, so a run that dies at any point
+leaves the previous version whole and current, and what it wrote is an unreferenced folder that the next run
+removes.
+
+Layout under the warehouse:
+
+    _current.json                     {"version": V, "history": [V, older committed versions...]}
+    versions/<V>/_manifest.json       every model of version V: schema, and where its files are
+    versions/<V>/<layer>/<model>/     a model rewritten whole by the run that made V
+    versions/<V>/<layer>/<model>/part=<month>/
+                                      the partitions a run rewrote of a partitioned model; the manifest takes
+                                      the others from earlier versions, so a run rewrites only what it touched
+
+A version is named after the run that made it (its run id, sortable by start time).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from spark_etl import filesystem, load
+
+POINTER = "_current.json"
+VERSIONS_DIR = "versions"
+MANIFEST = "_manifest.json"
+MODEL_RECORD = "_model.json"
+PARTITION_PREFIX = "part="
+DEFAULT_KEEP_VERSIONS = 3
+
+
+class VersionError(Exception):
+    """The warehouse's versions do not allow what was asked (an incremental run on an empty warehouse)."""
+
+
+def pointer_path(warehouse_dir: str) -> str:
+    return f"{warehouse_dir.rstrip('/')}/{POINTER}"
+
+
+def version_dir(warehouse_dir: str, version: str) -> str:
+    return f"{warehouse_dir.rstrip('/')}/{VERSIONS_DIR}/{version}"
+
+
+def read_json(spark: SparkSession, path: str) -> dict[str, Any] | None:
+    text = filesystem.read_text(spark, path)
+    return None if text is None else dict(json.loads(text))
+
+
+def write_json_atomically(spark: SparkSession, path: str, document: dict[str, Any]) -> None:
+    """Write beside the target and rename over it: a reader sees the old document or the new one, never half."""
+    temporary = f"{path}.tmp_{uuid.uuid4().hex[:12]}"
+    filesystem.write_text(spark, temporary, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    filesystem.replace(spark, temporary, path)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One committed version: for every stored model, its schema and the folders holding its rows (keyed by
+    partition value for a partitioned model, by "" otherwise), relative to the warehouse."""
+
+    version: str
+    models: dict[str, dict[str, Any]]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def folders(self, model_name: str, partitions: Iterable[str] | None = None) -> list[str]:
+        entry = self.models[model_name]["folders"]
+        if partitions is None:
+            return [entry[key] for key in sorted(entry)]
+        return [entry[key] for key in sorted(set(partitions)) if key in entry]
+
+    def partitions(self, model_name: str) -> list[str]:
+        return sorted(key for key in self.models[model_name]["folders"] if key != "")
+
+    def schema(self, model_name: str) -> StructType:
+        return StructType.fromJson(json.loads(self.models[model_name]["schema"]))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"version": self.version, "models": self.models, **self.details}
+
+    @staticmethod
+    def from_json(document: dict[str, Any]) -> Manifest:
+        details = {key: value for key, value in document.items() if key not in ("version", "models")}
+        return Manifest(str(document["version"]), dict(document["models"]), details)
+
+
+def current(spark: SparkSession, warehouse_dir: str) -> tuple[Manifest | None, list[str]]:
+    """The current version's manifest (None on a warehouse no run has committed to) and the committed
+    history, newest first."""
+    pointer = read_json(spark, pointer_path(warehouse_dir))
+    if pointer is None:
+        return None, []
+    manifest = read_json(spark, f"{version_dir(warehouse_dir, pointer['version'])}/{MANIFEST}")
+    if manifest is None:
+        raise VersionError(f"{pointer_path(warehouse_dir)} names version {pointer['version']}, which has no manifest")
+    return Manifest.from_json(manifest), [str(version) for version in pointer["history"]]
+
+
+@dataclass
+class RunVersion:
+    """The version a run is building: where its models go, and how a model of it or of the version it builds
+    on is read."""
+
+    spark: SparkSession
+    warehouse_dir: str
+    version: str
+    base: Manifest | None  # the current version when an incremental run started: what it merges its delta into
+    is_incremental: bool = False
+
+    @property
+    def folder(self) -> str:
+        return version_dir(self.warehouse_dir, self.version)
+
+    def model_dir(self, layer: str, model_name: str) -> str:
+        return f"{self.folder}/{layer}/{model_name}"
+
+    def absolute(self, relative: str) -> str:
+        return f"{self.warehouse_dir.rstrip('/')}/{relative}"
+
+    def relative(self, path: str) -> str:
+        return posixpath.relpath(path, self.warehouse_dir.rstrip("/"))
+
+    def record(
+        self, layer: str, model_name: str, schema: StructType, partitioned: bool, rewritten: Iterable[str]
+    ) -> None:
+        """Say what this run wrote of a model (the partitions it rewrote, for a partitioned one), for the
+        manifest the run commits."""
+        document = {
+            "layer": layer,
+            "schema": schema.json(),
+            "partitioned": partitioned,
+            "rewritten": sorted(set(rewritten)),
+        }
+        filesystem.write_text(
+            self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}", json.dumps(document) + "\n"
+        )
+
+    def built(self, layer: str, model_name: str) -> dict[str, Any] | None:
+        return read_json(self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}")
+
+    def folders(self, layer: str, model_name: str) -> dict[str, str]:
+        """The model's folders in this run's version, merged with the base version's partitions that this run
+        did not rewrite; relative to the warehouse."""
+        record = self.built(layer, model_name)
+        if record is None:
+            raise VersionError(f"{model_name} has not been built in version {self.version}")
+        model_dir = self.model_dir(layer, model_name)
+        if not record["partitioned"]:
+            return {"": self.relative(model_dir)}
+        written = {
+            name.removeprefix(PARTITION_PREFIX): self.relative(f"{model_dir}/{name}")
+            for name in filesystem.list_names(self.spark, model_dir)
+            if name.startswith(PARTITION_PREFIX)
+        }
+        carried: dict[str, str] = {}
+        if self.base is not None and model_name in self.base.models and record["rewritten"] != ["*"]:
+            rewritten = set(record["rewritten"])
+            carried = {
+                partition: folder
+                for partition, folder in self.base.models[model_name]["folders"].items()
+                if partition not in rewritten
+            }
+        return {**carried, **written}
+
+    def read(self, layer: str, model_name: str, partitions: Iterable[str] | None = None) -> DataFrame:
+        """A model this run built (with the base version's partitions it did not rewrite)."""
+        record = self.built(layer, model_name)
+        if record is None:
+            raise VersionError(f"{model_name} has not been built in version {self.version}")
+        schema = StructType.fromJson(json.loads(record["schema"]))
+        folders = self.folders(layer, model_name)
+        keys = sorted(folders) if partitions is None else sorted(set(partitions) & set(folders))
+        return read_folders(self.spark, [self.absolute(folders[key]) for key in keys], schema)
+
+    def read_base(self, model_name: str, schema: StructType, partitions: Iterable[str] | None = None) -> DataFrame:
+        """A model as the base version holds it (only the given partitions of a partitioned one); empty, with
+        `schema`, when there is no base version (a full run)."""
+        if self.base is None or model_name not in self.base.models:
+            return self.spark.createDataFrame([], schema)
+        folders = [self.absolute(folder) for folder in self.base.folders(model_name, partitions)]
+        return read_folders(self.spark, folders, self.base.schema(model_name))
+
+    def commit(self, model_names: list[str], details: dict[str, Any], keep_versions: int) -> Manifest:
+        """Write this version's manifest, then switch the pointer to it: the one step that makes the run's
+        models current. Then remove what no kept version refers to."""
+        models: dict[str, dict[str, Any]] = {}
+        for model_name in model_names:
+            layer = self._layer_of(model_name)
+            record = self.built(layer, model_name)
+            if record is None:
+                raise VersionError(f"{model_name} was not built in version {self.version}: nothing is committed")
+            models[model_name] = {
+                "layer": layer,
+                "schema": record["schema"],
+                "partitioned": record["partitioned"],
+                "folders": self.folders(layer, model_name),
+            }
+        mode = "incremental" if self.is_incremental else "full"
+        manifest = Manifest(self.version, models, {**details, "mode": mode, "committed_at": _utc_now()})
+        write_json_atomically(self.spark, f"{self.folder}/{MANIFEST}", manifest.as_json())
+        _, history = current(self.spark, self.warehouse_dir)
+        kept = [self.version, *[version for version in history if version != self.version]][: max(1, keep_versions)]
+        write_json_atomically(self.spark, pointer_path(self.warehouse_dir), {"version": self.version, "history": kept})
+        filesystem.delete(self.spark, f"{self.warehouse_dir.rstrip('/')}/{BUILDING}")
+        remove_unreferenced(self.spark, self.warehouse_dir, kept)
+        return manifest
+
+    def _layer_of(self, model_name: str) -> str:
+        for layer in ("staging", "intermediate", "marts"):
+            if filesystem.exists(self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}"):
+                return layer
+        raise VersionError(f"{model_name} was not built in version {self.version}: nothing is committed")
+
+
+def read_folders(spark: SparkSession, folders: list[str], schema: StructType) -> DataFrame:
+    """Parquet folders read as one DataFrame with a known schema (no inference job); none gives an empty one.
+    Each folder is given whole, so Spark infers no partition column from a `part=` name."""
+    if not folders:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).parquet(*folders)
+
+
+def remove_unreferenced(spark: SparkSession, warehouse_dir: str, kept: list[str]) -> list[str]:
+    """Delete every version folder, model folder and partition folder that no kept version's manifest refers to:
+    versions past --keep-versions, and whatever a dead run left. Only call while holding the warehouse's lock."""
+    referenced: set[str] = set()
+    for version in kept:
+        manifest = read_json(spark, f"{version_dir(warehouse_dir, version)}/{MANIFEST}")
+        if manifest is None:
+            continue
+        for entry in manifest["models"].values():
+            referenced.update(entry["folders"].values())
+    versions_root = f"{warehouse_dir.rstrip('/')}/{VERSIONS_DIR}"
+    removed = []
+    for version in filesystem.list_names(spark, versions_root):
+        if version in kept:
+            continue
+        version_root = f"{versions_root}/{version}"
+        prefix = f"{VERSIONS_DIR}/{version}/"
+        if not any(folder.startswith(prefix) for folder in referenced):
+            filesystem.delete(spark, version_root)
+            removed.append(version_root)
+            continue
+        for layer in filesystem.list_names(spark, version_root):
+            for model_name in filesystem.list_names(spark, f"{version_root}/{layer}"):
+                model_prefix = f"{prefix}{layer}/{model_name}"
+                model_dir = f"{version_root}/{layer}/{model_name}"
+                if model_prefix in referenced:
+                    continue
+                for partition in filesystem.list_names(spark, model_dir):
+                    if f"{model_prefix}/{partition}" not in referenced and partition.startswith(PARTITION_PREFIX):
+                        filesystem.delete(spark, f"{model_dir}/{partition}")
+                        removed.append(f"{model_dir}/{partition}")
+                if not any(folder.startswith(model_prefix + "/") for folder in referenced):
+                    filesystem.delete(spark, model_dir)
+                    removed.append(model_dir)
+    return removed
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_model(
+    run_version: RunVersion,
+    layer: str,
+    model_name: str,
+    model_df: DataFrame,
+    partition_column: str = "",
+    rewritten: Iterable[str] | None = None,
+) -> int:
+    """Write a model into the run's version (a partitioned one as one folder per partition value, only the
+    partitions in `rewritten` when given) and record it; return the rows written."""
+    path = run_version.model_dir(layer, model_name)
+    rows = load.write_parquet(model_df, path, partition_column=partition_column)
+    run_version.record(
+        layer, model_name, model_df.schema, bool(partition_column), ["*"] if rewritten is None else rewritten
+    )
+    return rows
+
+
+BUILDING = "_building.json"  # the version a run is building, for stage notebooks run by hand without `version`
+
+
+def start(spark: SparkSession, warehouse_dir: str, version: str, incremental: bool) -> RunVersion:
+    """Begin the run's version (the staging notebook): it builds on the current version, which an incremental
+    run requires."""
+    base, _ = current(spark, warehouse_dir)
+    if incremental and base is None:
+        raise VersionError(
+            f"--incremental needs a warehouse a full run has published to; {warehouse_dir} has no version yet "
+            "(run once without --incremental)"
+        )
+    version = version or f"manual_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{uuid.uuid4().hex[:6]}"
+    write_json_atomically(
+        spark,
+        f"{warehouse_dir.rstrip('/')}/{BUILDING}",
+        {"version": version, "incremental": incremental, "base": None if base is None else base.version},
+    )
+    return RunVersion(spark, warehouse_dir, version, base if incremental else None, incremental)
+
+
+def resume(spark: SparkSession, warehouse_dir: str, version: str) -> RunVersion:
+    """The version the staging notebook began (the later stages): the one named, else the one being built."""
+    building = read_json(spark, f"{warehouse_dir.rstrip('/')}/{BUILDING}")
+    if building is None or (version and building["version"] != version):
+        raise VersionError(f"version {version or '(being built)'} was not begun in {warehouse_dir}: run 01 first")
+    base, _ = current(spark, warehouse_dir)
+    if building["base"] != (None if base is None else base.version):
+        raise VersionError(f"the current version of {warehouse_dir} changed since version {version} was begun")
+    incremental = bool(building["incremental"])
+    return RunVersion(spark, warehouse_dir, str(building["version"]), base if incremental else None, incremental)
