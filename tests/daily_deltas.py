@@ -157,7 +157,7 @@ def latest_date(state: State) -> datetime.date:
 
 def make_delta(state: State, rng: random.Random) -> Day:
     """The next day's delta: every kind of change issue 11 names, and a bad row for every reject reason. Targets are
-    distinct stored rows, so one change never hides another. The state needs 9 invoices, 3 accounts, 3 SKUs."""
+    distinct stored rows, so one change never hides another. The state needs 10 invoices, 3 accounts, 3 SKUs."""
     today = latest_date(state) + ONE_DAY
     stamp = today.isoformat()
     invoices = state.keyed[INVOICES]
@@ -182,8 +182,8 @@ def make_delta(state: State, rng: random.Random) -> Day:
     # stored targets, all distinct
     unpaid = [key for key in invoice_ids if invoices[key][3].strip(" ") == ""]
     paid_ids = rng.sample(unpaid, min(3, len(unpaid)))
-    moved, relined, conflicted, invalidated, bad_line_only, backdated_after = rng.sample(
-        [key for key in invoice_ids if key not in paid_ids], 6
+    moved, redated, relined, conflicted, invalidated, bad_line_only, backdated_after = rng.sample(
+        [key for key in invoice_ids if key not in paid_ids], 7
     )
     repriced, bad_sku = rng.sample(sku_ids, 2)
     rejoined, bad_account = rng.sample(account_ids, 2)
@@ -224,12 +224,18 @@ def make_delta(state: State, rng: random.Random) -> Day:
     paid = min(issued + datetime.timedelta(days=rng.choice((20, 45))), today).isoformat()
     backdated = add_invoice(account_of, issued, paid, rng.sample(sku_ids, 2))
     changes["back-dated"] = [backdated[0]]
+    # an unpaid invoice 30 days old: not late at today's as_of, late at tomorrow's (as_of moves with the data)
+    turning_late = add_invoice(rng.choice(account_ids), today - 30 * ONE_DAY, "", rng.sample(sku_ids, 2))
+    changes["late tomorrow"] = [turning_late[0]]
 
-    # an invoice moved to another account, lines of an old invoice changed, a price and a joining date changed
+    # an invoice moved to another account, one re-dated, lines of an old invoice changed, a price and a joining date
     record = invoices[moved]
     target = rng.choice([account_id for account_id in account_ids if str(account_id) != record[1].strip(" ")])
     delta[INVOICES].append((record[0], str(target), *record[2:]))
     changes["moved"] = [str(moved)]
+    record = invoices[redated]  # its issue date moves at least 35 days back, so into another month
+    delta[INVOICES].append((*record[:2], (_date(record[2]) - rng.randint(35, 90) * ONE_DAY).isoformat(), record[3]))
+    changes["re-dated"] = [str(redated)]
     lines_for(str(relined), rng.sample(sku_ids, rng.randint(1, 3)))
     changes["lines changed"] = [str(relined)]
     record = state.keyed[SKUS][repriced]
@@ -257,7 +263,7 @@ def make_delta(state: State, rng: random.Random) -> Day:
             (str(bad_line_only), sku_ids[0], "x"),
             (new_records[0][0], sku_ids[1], "0"),
             (new_records[0][0], sku_ids[2]),
-            (new_records[2][0], f"UNKNOWN-{stamp}", "1"),
+            (str(relined), f"UNKNOWN-{stamp}", "1"),  # a new SKU of a later day resolves it
             (str(next_id + 1000), sku_ids[0], "1"),
         ]
     )

@@ -191,7 +191,9 @@ def test_a_day_makes_every_change_and_every_reject_reason(generated: Path) -> No
         "new invoices",
         "paid",
         "back-dated",
+        "late tomorrow",
         "moved",
+        "re-dated",
         "lines changed",
         "price changed",
         "joining date changed",
@@ -218,9 +220,15 @@ def test_a_day_makes_every_change_and_every_reject_reason(generated: Path) -> No
     assert changed["accounts"] == sorted(changes["new account"] + changes["joining date changed"])
     assert changed["skus"] == sorted(changes["new SKU"] + changes["price changed"])
     assert changed["invoices"] == sorted(
-        changes["new invoices"] + changes["paid"] + changes["back-dated"] + changes["moved"]
+        changes["new invoices"]
+        + changes["paid"]
+        + changes["back-dated"]
+        + changes["late tomorrow"]
+        + changes["moved"]
+        + changes["re-dated"]
     )
     invalidated = changes["invalid account, SKU, invoice"][2]
-    relined = changes["new invoices"] + changes["back-dated"] + changes["lines changed"] + [invalidated]
+    relined = changes["new invoices"] + changes["back-dated"] + changes["late tomorrow"] + changes["lines changed"]
+    relined.append(invalidated)
     assert sorted(key for key in merged.lines if merged.lines[key] != state.lines.get(key)) == sorted(map(int, relined))
     assert apply_delta(merged, day.delta) == (merged, rejects)  # applying a delta twice changes nothing more
