@@ -84,12 +84,14 @@ class Simulation:
     day_0: Path
     days: list[SimulatedDay]
     rerun: Path
+    header_only: Path
 
 
 @pytest.fixture(scope="module")
 def simulation(tmp_path_factory: pytest.TempPathFactory) -> Simulation:
     """A full run on generated extracts, then DAYS seeded deltas each run --incremental on that warehouse and, beside
-    it, a full run over the merged source in a warehouse of its own; finally the last delta once more."""
+    it, a full run over the merged source in a warehouse of its own; finally the last delta once more, and a delta of
+    four header-only files."""
     root = tmp_path_factory.mktemp("daily")
     generate(root / "extracts", seed=7, scale=0.04, unpaid_rate=0.2, bad_rows=24)  # 8 accounts, ~390 invoices
     state, _ = initial_state(root / "extracts")
@@ -107,7 +109,9 @@ def simulation(tmp_path_factory: pytest.TempPathFactory) -> Simulation:
         pipeline(merged_source, full, root / f"full_{number}_warehouse")
         days.append(SimulatedDay(number, made.changes, delta, merged_source, rejects, incremental, full))
     pipeline(days[-1].delta, root / "rerun", warehouse, "--incremental")
-    return Simulation(root / "day_0", days, root / "rerun")
+    header_only = write_tables(root / "delta_header_only", {table: [] for table in TABLES})
+    pipeline(header_only, root / "header_only", warehouse, "--incremental")
+    return Simulation(root / "day_0", days, root / "rerun", root / "header_only")
 
 
 def test_each_day_the_incremental_csv_is_the_full_recompute_byte_for_byte(simulation: Simulation) -> None:
@@ -145,6 +149,12 @@ def test_rerunning_a_delta_gives_the_same_files(simulation: Simulation) -> None:
     assert (simulation.rerun / CSV).read_bytes() == (last.incremental / CSV).read_bytes()
     assert run_rejects(simulation.rerun) == last.expected_rejects
     assert summary(simulation.rerun)["mode"] == "incremental"
+
+
+def test_a_delta_of_header_only_files_changes_nothing_and_rejects_nothing(simulation: Simulation) -> None:
+    assert (simulation.header_only / CSV).read_bytes() == (simulation.days[-1].incremental / CSV).read_bytes()
+    assert run_rejects(simulation.header_only) == collections.Counter()
+    assert summary(simulation.header_only)["mode"] == "incremental"
 
 
 def split_real_extracts(extracts: Path) -> tuple[Tables, Tables]:
