@@ -14,7 +14,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 import pg_server
-from spark_etl import jdbc, models
+from spark_etl import jdbc, models, registry
 from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
 from spark_etl.session import spark_session
 
@@ -103,7 +103,12 @@ def register_strings(spark: SparkSession, view: str, columns: Sequence[str], row
 
 
 def run_view(spark: SparkSession, layer: str, model_name: str) -> DataFrame:
-    """Run one model's SQL and register it under its name, as a stage does."""
+    """Run one model's SQL and register it under its name, as a stage does; a model that merges into its
+    previous version (stored_<model>) gets an empty one, as in a full run, unless the test registered one."""
+    declared = registry.model(model_name)
+    for name in declared.inputs:
+        if name.startswith(registry.STORED_PREFIX) and not spark.catalog.tableExists(name):
+            spark.createDataFrame([], registry.schema_ddl(declared)).createOrReplaceTempView(name)
     model_df = spark.sql(models.sql_text(layer, model_name))
     model_df.createOrReplaceTempView(model_name)
     return model_df

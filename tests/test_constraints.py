@@ -85,6 +85,7 @@ def test_building_a_model_checks_its_key(session: SparkSession, tmp_path: Path) 
         "is_collapsed boolean, source_record string",
     ).createOrReplaceTempView("stg_invoices_checked")
     stage = models.Stage(session, "staging", str(tmp_path / "warehouse"))
+    stage.use_base("stg_accounts", "stg_skus", "stg_invoices")  # empty, as in a full run
     with pytest.raises(
         constraints.ConstraintError, match=re.escape('stg_invoices: duplicate key, e.g. {"invoice_id":5}')
     ):

@@ -79,4 +79,5 @@ def test_all_four_header_only_give_a_header_only_csv_and_zeros(small_extracts: P
     assert summary["tables"] == dict.fromkeys(sorted(TABLES), zeros)
     assert (summary["output_rows"], summary["rejects_total"], summary["as_of"]) == (0, 0, None)
     assert_notebooks_clean(output.parent)
-    assert result.stderr.splitlines()[-1].startswith("done: 0 invoices")
+    assert result.stderr.splitlines()[-1].startswith("done (full, version ")
+    assert "): 0 invoices" in result.stderr.splitlines()[-1]

@@ -35,6 +35,7 @@ def test_a_built_model_profile_is_observed_during_its_write(session: SparkSessio
         ],
     )
     stage = models.Stage(session, "staging", str(tmp_path / "warehouse"))
+    stage.use_base("stg_accounts", "stg_skus", "stg_invoices")  # empty, as in a full run
     stage.build("stg_skus_checked")
     session.sparkContext.setJobGroup("profiled_build", "a build with its profile")
     stored_df = stage.build("stg_skus", profile=True)

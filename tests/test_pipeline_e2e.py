@@ -64,6 +64,7 @@ def test_a_run_leaves_its_files_and_nothing_else(messy_run: Run) -> None:
         "reports",
         "run.log",
         "run_summary.json",
+        "versions",
         "warehouse",
     ]
     assert_notebooks_clean(output_dir)
@@ -84,14 +85,25 @@ def test_a_run_leaves_its_files_and_nothing_else(messy_run: Run) -> None:
         o["data"]["text/html"] for c in marts.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})
     ]
     exported = next(table for table in tables if "<caption>exported</caption>" in table)
-    assert f"<td>{messy_run.output}</td>" in exported and f"<td>{output_dir / 'rejects.csv'}</td>" in exported
+    version = summary["version"]
+    kept = output_dir / "versions" / version  # the published names are hard links to the version's files
+    assert f"<td>{kept / 'features.csv'}</td>" in exported and f"<td>{kept / 'rejects.csv'}</td>" in exported
     assert "_tmp_run_" not in exported
+    for name in ("features.csv", "rejects.csv", "run_summary.json"):
+        assert (output_dir / name).samefile(kept / name)
     warehouse = output_dir / "warehouse"
-    assert sorted(p.name for p in (warehouse / "intermediate").iterdir()) == [
+    assert json.loads((warehouse / "_current.json").read_text(encoding="utf-8")) == {
+        "version": version,
+        "history": [version],
+    }
+    assert sorted(p.name for p in (warehouse / "versions" / version / "intermediate").iterdir()) == [
         "int_account_daily_invoices",
         "int_as_of_date",
         "int_invoice_totals",
     ]
+    totals = warehouse / "versions" / version / "intermediate" / "int_invoice_totals"
+    month_folders = sorted(p.name for p in totals.iterdir() if p.is_dir())
+    assert month_folders and all(re.fullmatch(r"part=[0-9]{4}-[0-9]{2}", name) for name in month_folders)
 
 
 def test_stderr_has_one_line_per_notebook_and_model(messy_run: Run) -> None:
@@ -99,7 +111,8 @@ def test_stderr_has_one_line_per_notebook_and_model(messy_run: Run) -> None:
     assert [line.split()[0] for line in lines if line.endswith(" s") and line.startswith("0")] == list(NOTEBOOKS)
     model_lines = [line.split()[0] for line in lines if line.startswith("  ")]
     assert model_lines[-1] == "fct_invoice_features" and "stg_invoices" in model_lines
-    assert lines[-1].startswith(f"done: {len(messy_run.expected.rows):,} invoices")
+    assert lines[-1].startswith("done (full, version ")
+    assert f"): {len(messy_run.expected.rows):,} invoices" in lines[-1]
     assert not any("Stage " in line and "==>" in line for line in lines)  # no console progress bars
 
 

@@ -111,10 +111,13 @@ def test_a_run_that_dies_keeps_the_last_good_run_published_and_the_next_run_clea
     # 2. a run stopped by SIGTERM while a model's cell runs; a second run meanwhile is refused at once
     stopped = start_pipeline(*common, "--quiet")
     killed_processes.append(stopped)
-    wait_for_a_running_cell(output_dir, stopped)
+    stopped_run_id = wait_for_a_running_cell(output_dir, stopped).name.removeprefix("_tmp_run_")
     refused = run_pipeline(*common, timeout=120)
-    assert refused.returncode == 1
-    assert refused.stderr.startswith(f"error: another run is writing to {output_dir} (process {stopped.pid},")
+    assert refused.returncode == 3
+    assert refused.stderr.startswith(
+        f"error: the warehouse {output_dir / 'warehouse'} is locked by run {stopped_run_id} (pid {stopped.pid} on "
+    )
+    assert refused.stderr.endswith("); nothing was changed\n")
     stopped.send_signal(signal.SIGTERM)
     _, stopped_stderr = stopped.communicate(timeout=180)
     assert stopped.returncode == 143, stopped_stderr
@@ -197,7 +200,9 @@ def test_an_output_under_a_file_is_one_line(tmp_path: Path) -> None:
     assert one_error_line(result) == f"error: cannot write the output at {tmp_path / 'a_file' / 'out'}: not a directory"
 
 
-def test_an_unwritable_warehouse_is_one_line_before_any_model(small_extracts: Path, tmp_path: Path) -> None:
+def test_an_unwritable_warehouse_is_one_line_and_creates_nothing(small_extracts: Path, tmp_path: Path) -> None:
+    """The warehouse's lock is taken before anything else, so a warehouse that cannot hold it stops the run there,
+    before the output folder is made."""
     (tmp_path / "a_file").write_text("not a folder", encoding="utf-8")
     warehouse = tmp_path / "a_file" / "warehouse"
     output = tmp_path / "out" / "features.csv"
@@ -205,14 +210,8 @@ def test_an_unwritable_warehouse_is_one_line_before_any_model(small_extracts: Pa
         "--extracts", str(small_extracts), "--output", str(output), "--warehouse", str(warehouse), "--quiet"
     )  # fmt: skip
     assert result.returncode == 2
-    line = one_error_line(result)
-    assert line.startswith("error: 01_staging.ipynb, cell ")
-    assert f": WarehouseError: cannot write the warehouse at {warehouse}: not a directory (notebooks, " in line
-    executed = logged_folder(line) / "notebooks" / "01_staging.ipynb"
-    assert error_cell(executed, line) == "WarehouseError"
-    notebook = nbformat.read(executed, as_version=4)
-    model_cells = [cell for cell in notebook.cells if "stage.build(" in cell.source]
-    assert model_cells and all(cell.execution_count is None for cell in model_cells)  # stopped before any model
+    assert one_error_line(result) == f"error: cannot write the warehouse at {warehouse}: not a directory"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file"]
 
 
 @pytest.fixture
@@ -271,24 +270,27 @@ def test_cluster_up_over_a_recorded_cluster_is_one_line(tmp_path: Path) -> None:
 
 
 def test_publishing_names_the_published_place_in_the_notebooks_and_reports(tmp_path: Path) -> None:
-    """A run's notebooks and reports name its own folder, where it wrote; once published, they name where the
-    files are now (papermill's metadata, the parameters cell, the exported table all included)."""
+    """A run's notebooks and reports name its own folder, where they were written; once published, they name
+    where they are now (papermill's metadata and the parameters cell included). The CSVs and the summary stay in
+    the version's folder, and the published names are links to them."""
     paths = run_files.RunPaths("20990101T000000Z_abcdef", "extracts", "warehouse", tmp_path / "features.csv")
     run_files.start(paths)
+    paths.version_outputs.mkdir(parents=True)  # the marts notebook writes the CSVs there
     for name in ("features.csv", "rejects.csv"):
-        (paths.pending / name).write_text("x\n", encoding="utf-8")
+        (paths.version_outputs / name).write_text(f"{name}\n", encoding="utf-8")
     (paths.executed_notebooks / "03_marts.ipynb").write_text(
-        json.dumps({"output_path": str(paths.pending / "features.csv")}), encoding="utf-8"
+        json.dumps({"output_path": str(paths.executed_notebooks / "03_marts.ipynb")}), encoding="utf-8"
     )
-    (paths.reports / "03_marts.html").write_text(f"<td>{paths.pending / 'rejects.csv'}</td>", encoding="utf-8")
+    (paths.reports / "03_marts.html").write_text(f"<td>{paths.pending / 'run.log'}</td>", encoding="utf-8")
     run_files.publish(paths, ["features.csv", "rejects.csv"], {"status": "succeeded"})
     run_files.remove([paths.pending])  # as the entry script does once the run has published
     assert json.loads((tmp_path / "notebooks" / "03_marts.ipynb").read_text(encoding="utf-8")) == {
-        "output_path": str(tmp_path / "features.csv")
+        "output_path": str(tmp_path / "notebooks" / "03_marts.ipynb")
     }
-    assert (tmp_path / "reports" / "03_marts.html").read_text(
-        encoding="utf-8"
-    ) == f"<td>{tmp_path / 'rejects.csv'}</td>"
+    assert (tmp_path / "reports" / "03_marts.html").read_text(encoding="utf-8") == f"<td>{tmp_path / 'run.log'}</td>"
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "features.csv", "notebooks", "rejects.csv", "reports", "run.log", "run_summary.json",
+        "features.csv", "notebooks", "rejects.csv", "reports", "run.log", "run_summary.json", "versions",
     ]  # fmt: skip
+    for name in ("features.csv", "rejects.csv", "run_summary.json"):
+        assert (tmp_path / name).samefile(paths.version_outputs / name)
+    assert (tmp_path / "features.csv").read_text(encoding="utf-8") == "features.csv\n"

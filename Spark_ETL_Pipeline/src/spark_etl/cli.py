@@ -23,13 +23,14 @@ import pyspark
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import spark_etl  # noqa: E402
-from spark_etl import filesystem, jdbc, jdbc_options, reports, run_files, runner, versions  # noqa: E402
+from spark_etl import filesystem, jdbc, jdbc_options, reports, run_files, runner, versions, warehouse_lock  # noqa: E402
 from spark_etl.models import parse_as_of  # noqa: E402
 from spark_etl.run_files import RunPaths  # noqa: E402
 from spark_etl.session import SECRET_CONF_ENV, redact_text, redacted_settings, secret_settings  # noqa: E402
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_LOCKED = 3  # another run holds the warehouse or the output folder; this one changed nothing
 BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError", "WarehouseError", "JdbcError", "VersionError"}
 DEFAULT_MASTER = "local[*]"
 
@@ -148,6 +149,7 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         "line_months_rewritten": staging["line_months"],
         "total_months_recomputed": intermediate["total_months"],
         "invoices_recomputed": totals_written,
+        "accounts_recomputed": intermediate["accounts_recomputed"],
         "as_of": intermediate["as_of"],
         "as_of_given": options.as_of is not None,
         "latest_data_date": intermediate["latest_data_date"],
@@ -374,7 +376,7 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
             failure = failure_of(error, options, paths, termination)
             pointer = run_files.local_pointer(paths.warehouse)
             if pointer is None or pointer["version"] != paths.run_id:  # not committed: its CSVs go with it
-                run_files.remove([paths.version_outputs])
+                run_files.remove_uncommitted(paths)
             console.detail(traceback.format_exc())
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
             return failure.status
@@ -468,14 +470,22 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[SECRET_CONF_ENV] = json.dumps(secrets)  # for the kernels; never written to a file
     os.environ[filesystem.RUN_ID_ENV] = paths.run_id
     try:
-        prepare_output_dir(paths)
-        with run_files.output_lock(paths.output_dir):
+        # the warehouse's lock first, before anything is created: a refused run changes nothing
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(warehouse_lock.WarehouseLock(paths.warehouse, paths.run_id, paths.output))
+            except warehouse_lock.LockFolderError as error:
+                at_fault = error.folder == paths.output_dir or error.folder in paths.output_dir.parents
+                what = f"the output at {paths.output_dir}" if at_fault else f"the warehouse at {paths.warehouse}"
+                raise RunFailedError(f"cannot write {what}: {error.reason}", EXIT_BAD_INPUT) from None
+            prepare_output_dir(paths)
+            held.enter_context(run_files.output_lock(paths.output_dir))
             if options.rollback:
                 return rollback(options, paths, console)
             return run(options, paths, console, termination)
-    except run_files.OutputBusyError as error:
-        console.line(f"error: {error}", is_error=True)
-        return EXIT_FAILED
+    except (warehouse_lock.WarehouseLockedError, run_files.OutputBusyError) as error:
+        console.line(f"error: {error}; nothing was changed", is_error=True)
+        return EXIT_LOCKED
     except RunFailedError as failure:
         console.line(f"error: {failure}", is_error=True)
         return failure.status

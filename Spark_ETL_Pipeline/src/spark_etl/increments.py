@@ -15,6 +15,9 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+# the staging models holding the delta, which the intermediate stage reads to find the months to recompute
+DELTA_MODELS = ("stg_invoices_checked", "stg_invoice_line_items_checked")
+
 # views: the delta's checked models, the run's merged stg_invoices and stg_skus, and stored_<model> (the previous
 # version); the query texts are constants, no value is formatted into them
 DELTA_MONTHS = """

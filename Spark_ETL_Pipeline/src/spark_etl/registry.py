@@ -265,7 +265,7 @@ def schema_ddl(declared: Model) -> str:
 
 def _node(name: str) -> str:
     if name.startswith(STORED_PREFIX):
-        return f"{name}[({name}: previous version)]"
+        return f"{name}[(previous {name.removeprefix(STORED_PREFIX)})]"
     if name in EXTRACT_VIEWS:
         return f"{name}[{EXTRACT_VIEWS[name]}]"
     if name in PARAMETER_VIEWS:

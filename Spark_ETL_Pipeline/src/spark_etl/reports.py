@@ -48,6 +48,13 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
         f"<b>{summary.get('output_rows', '-')}</b> · {summary.get('seconds', '-')} s · extracts "
         f"<code>{html.escape(str(summary.get('extracts') or '-'))}</code></p>",
     ]
+    if summary.get("mode"):
+        parts.append(
+            f"<p>{html.escape(str(summary['mode']))} run · warehouse version "
+            f"<code>{html.escape(str(summary.get('version')))}</code> · invoice totals recomputed "
+            f"<b>{summary.get('invoices_recomputed', '-')}</b> · accounts recomputed "
+            f"<b>{summary.get('accounts_recomputed', '-')}</b></p>"
+        )
     source = summary.get("source") or {}
     if source.get("kind") == "jdbc":
         parts.append(

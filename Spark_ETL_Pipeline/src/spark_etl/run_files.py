@@ -121,7 +121,7 @@ def remove(folders: list[Path]) -> None:
 
 def start(paths: RunPaths) -> None:
     """Make the run's folder, with a record saying what it is and where its warehouse is, and its log."""
-    for folder in (paths.executed_notebooks, paths.reports, paths.version_outputs):
+    for folder in (paths.executed_notebooks, paths.reports):
         folder.mkdir(parents=True)
     record = {"run_id": paths.run_id, "pid": os.getpid(), "warehouse": paths.warehouse}
     (paths.pending / RUN_RECORD).write_text(json.dumps(record) + "\n", encoding="utf-8")
@@ -154,6 +154,7 @@ def publish(paths: RunPaths, data_names: list[str], summary: dict[str, Any]) -> 
     """Put the run's files in place (its warehouse version is already current): the data first, then the
     notebooks, reports and log that describe it, the summary last, so whoever sees the new summary finds everything
     it describes."""
+    paths.version_outputs.mkdir(parents=True, exist_ok=True)
     write_json(paths.version_outputs / SUMMARY_NAME, summary)
     # the notebooks and reports name the run's folder where they wrote; once published, the files are here
     published = [paths.pending / name for name in PUBLISHED_FOLDERS]
@@ -204,13 +205,20 @@ def local_pointer(warehouse: str) -> dict[str, Any] | None:
     path = Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_current.json"
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
 def write_local_pointer(warehouse: str, pointer: dict[str, Any]) -> None:
     path = Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_current.json"
     write_json(path, pointer)
+
+
+def remove_uncommitted(paths: RunPaths) -> None:
+    """A failed run's CSVs, which no version will ever name, and their folder if that leaves it empty."""
+    remove([paths.version_outputs])
+    with contextlib.suppress(OSError):
+        paths.version_outputs.parent.rmdir()
 
 
 def remove_output_versions(output_dir: Path, kept: list[str]) -> None:

@@ -1,0 +1,93 @@
+"""Warehouse versions on a temporary warehouse: a partitioned model rewritten in part, the commit, the pointer,
+what is kept and removed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from spark_etl import versions
+
+SCHEMA = "invoice_id bigint, amount int, partition_month string"
+
+
+def rows(df: DataFrame) -> list[tuple[object, ...]]:
+    return sorted(tuple(row) for row in df.collect())
+
+
+def build(spark: SparkSession, warehouse: Path, version: str, incremental: bool) -> versions.RunVersion:
+    return versions.start(spark, str(warehouse), version, incremental)
+
+
+def write(run: versions.RunVersion, data: list[tuple[object, ...]], months: list[str] | None) -> None:
+    model_df = run.spark.createDataFrame(data, SCHEMA)
+    versions.write_model(run, "staging", "lines", model_df, "partition_month", months)
+    versions.write_model(run, "staging", "whole", model_df.select("invoice_id"))
+
+
+def test_a_version_takes_the_months_it_did_not_rewrite_from_the_one_before(spark: SparkSession, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    with pytest.raises(versions.VersionError, match="--incremental needs a warehouse"):
+        build(spark, warehouse, "v1", incremental=True)
+
+    first = build(spark, warehouse, "v1", incremental=False)
+    assert rows(first.read_base("lines", first.spark.createDataFrame([], SCHEMA).schema)) == []
+    write(first, [(1, 10, "2021-01"), (2, 20, "2021-02"), (3, 30, "2021-03")], None)
+    first.commit(["lines", "whole"], {}, keep_versions=3)
+    assert json.loads((warehouse / "_current.json").read_text()) == {"version": "v1", "history": ["v1"]}
+
+    second = build(spark, warehouse, "v2", incremental=True)
+    schema = spark.createDataFrame([], SCHEMA).schema
+    assert rows(second.read_base("lines", schema, ["2021-02"])) == [(2, 20, "2021-02")]
+    # the delta rewrites 2021-02 (invoice 2 changed) and empties 2021-03 (invoice 3 moved to 2021-02)
+    write(second, [(2, 21, "2021-02"), (3, 30, "2021-02")], ["2021-02", "2021-03"])
+    manifest = second.commit(["lines", "whole"], {"note": "day 2"}, keep_versions=3)
+
+    assert manifest.models["lines"]["folders"] == {
+        "2021-01": "versions/v1/staging/lines/part=2021-01",
+        "2021-02": "versions/v2/staging/lines/part=2021-02",
+    }
+    assert manifest.details["mode"] == "incremental" and manifest.details["note"] == "day 2"
+    current, history = versions.current(spark, str(warehouse))
+    assert current is not None and current.version == "v2" and history == ["v2", "v1"]
+    assert rows(second.read("staging", "lines")) == [(1, 10, "2021-01"), (2, 21, "2021-02"), (3, 30, "2021-02")]
+    assert not (warehouse / versions.BUILDING).exists()
+
+
+def test_old_versions_go_but_the_months_a_kept_one_takes_from_them_stay(spark: SparkSession, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    first = build(spark, warehouse, "v1", incremental=False)
+    write(first, [(1, 10, "2021-01"), (2, 20, "2021-02")], None)
+    first.commit(["lines", "whole"], {}, keep_versions=1)
+    dead = warehouse / "versions" / "v_dead" / "staging" / "lines"  # a run killed before its commit
+    dead.mkdir(parents=True)
+
+    second = build(spark, warehouse, "v2", incremental=True)
+    write(second, [(2, 22, "2021-02")], ["2021-02"])
+    second.commit(["lines", "whole"], {}, keep_versions=1)
+
+    folders = sorted(
+        str(path.relative_to(warehouse)) for path in (warehouse / "versions").glob("*/staging/*/*") if path.is_dir()
+    )
+    assert folders == [
+        "versions/v1/staging/lines/part=2021-01",  # v2 still takes 2021-01 from v1
+        "versions/v2/staging/lines/part=2021-02",
+    ]
+    assert (warehouse / "versions" / "v2" / "staging" / "whole" / "_SUCCESS").exists()
+    assert not (warehouse / "versions" / "v_dead").exists()
+    assert not (warehouse / "versions" / "v1" / "staging" / "whole").exists()
+    assert json.loads((warehouse / "_current.json").read_text())["history"] == ["v2"]
+    assert rows(second.read("staging", "lines")) == [(1, 10, "2021-01"), (2, 22, "2021-02")]
+
+
+def test_a_later_stage_resumes_the_version_its_run_began(spark: SparkSession, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    begun = build(spark, warehouse, "v1", incremental=False)
+    resumed = versions.resume(spark, str(warehouse), "")
+    assert (resumed.version, resumed.is_incremental, resumed.base) == ("v1", False, None)
+    assert begun.folder == resumed.folder
+    with pytest.raises(versions.VersionError, match="was not begun"):
+        versions.resume(spark, str(warehouse), "v9")
