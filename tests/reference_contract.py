@@ -131,7 +131,7 @@ class _Line:
     quantity: int
 
 
-K = TypeVar("K", int, str)
+K = TypeVar("K", bound=int | str)
 P = TypeVar("P")
 
 
@@ -424,3 +424,56 @@ def compute(extracts_dir: str | os.PathLike[str], as_of: datetime.date | None = 
         reject_records=rejects.records,
         as_of=effective_as_of,
     )
+
+
+# ---------------------------------------------------------------- one record at a time (tests/daily_deltas.py)
+
+Record = tuple[str, ...]
+"""One CSV record's fields: in COLUMNS order when well-formed, as they stood when the field count is wrong."""
+
+
+def _as_row(table: str, record: Record) -> _Row:
+    """A record as the reader above would have made it: malformed when its field count is not the header's."""
+    if len(record) != len(COLUMNS[table]):
+        return _Row(fields=(), malformed_text=",".join(record))
+    return _Row(fields=record, malformed_text=None)
+
+
+def source_record(table: str, record: Record) -> str:
+    """The canonical JSON a reject of this record carries."""
+    return _as_row(table, record).source_json(COLUMNS[table])
+
+
+def record_key(table: str, record: Record) -> int | str | None:
+    """The key of an accounts, skus or invoices record the contract finds valid; None means invalid_value."""
+    row = _as_row(table, record)
+    if row.malformed_text is not None:
+        return None
+    validated: tuple[int, _Account] | tuple[str, _Sku] | tuple[int, _Invoice] | None
+    if table == ACCOUNTS:
+        validated = _validate_account(row)
+    elif table == SKUS:
+        validated = _validate_sku(row)
+    elif table == INVOICES:
+        validated = _validate_invoice(row)
+    else:
+        raise ValueError(f"{table} has no key")
+    return None if validated is None else validated[0]
+
+
+def line_keys(record: Record) -> tuple[int, str] | None:
+    """The invoice and item a valid invoice_line_items record names; None means invalid_value."""
+    row = _as_row(LINES, record)
+    line = None if row.malformed_text is not None else _validate_line(row)
+    return None if line is None else (line.invoice_id, line.item_id)
+
+
+def collapse_copies(valid: list[tuple[int | str, Record]]) -> tuple[dict[int | str, Record], list[Record]]:
+    """The duplicate-key rule on valid keyed records: the kept record per key, and the conflicting records."""
+    deduped = _dedupe([(key, _Row(fields=record, malformed_text=None), record) for key, record in valid])
+    return deduped.kept, [row.fields for row in deduped.conflicts]
+
+
+def parse_date(raw: str) -> datetime.date | None:
+    """A date field as the contract reads it (surrounding spaces allowed), None when it is not a date."""
+    return _parse_date(raw)

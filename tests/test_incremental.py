@@ -1,0 +1,226 @@
+"""Daily incremental runs equal a full recompute (issue 11): simulated days on generated data, the real extracts
+split at a date, a rerun of a delta, and --incremental refused on an empty warehouse. What each day must publish
+comes from tests/daily_deltas.py (the merge rules on plain rows), never from the pipeline."""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import random
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import reference_contract
+from conftest import run_pipeline
+from contract_compare import loose_record, read_csv
+from daily_deltas import (
+    TABLES,
+    Rejects,
+    Tables,
+    apply_delta,
+    initial_state,
+    make_delta,
+    read_tables,
+    state_tables,
+    write_tables,
+)
+from extracts_generator import generate
+from reference_contract import INVOICES, LINES, line_keys, parse_date
+
+pytestmark = pytest.mark.e2e
+DAYS = 3
+CSV = "pipeline_output.csv"
+
+
+def pipeline(extracts: Path, output_dir: Path, warehouse: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """One run of the entry script that must succeed, its files in output_dir."""
+    result = run_pipeline(
+        "--extracts", str(extracts), "--output", str(output_dir / CSV), "--warehouse", str(warehouse), "--quiet",
+        *options,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{' '.join(options) or 'full'} run of {extracts}: {result.stderr}"
+    return result
+
+
+def run_rejects(output_dir: Path) -> Rejects:
+    """A run's rejects.csv as contract_compare compares it."""
+    rows = read_csv(output_dir / "rejects.csv")
+    assert rows[0] == ("table_name", "reject_reason", "source_record")
+    return collections.Counter((table, reason, loose_record(record)) for table, reason, record in rows[1:])
+
+
+def summary(output_dir: Path) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads((output_dir / "run_summary.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+def differing_rows(got: Path, want: Path) -> list[tuple[tuple[str, ...] | None, tuple[str, ...] | None]]:
+    """The first rows, by inv_id, where two feature CSVs differ, so a failure names the invoices."""
+    got_rows = {row[0]: row for row in read_csv(got)}
+    want_rows = {row[0]: row for row in read_csv(want)}
+    keys = sorted(got_rows.keys() | want_rows.keys(), key=lambda key: (len(key), key))
+    return [(got_rows.get(key), want_rows.get(key)) for key in keys if got_rows.get(key) != want_rows.get(key)][:10]
+
+
+@dataclass(frozen=True)
+class SimulatedDay:
+    """One day: its delta, the merged source it must give, and the folders of the two runs over them."""
+
+    number: int
+    changes: dict[str, list[str]]
+    delta: Path
+    merged_source: Path
+    expected_rejects: Rejects
+    incremental: Path
+    full: Path
+
+
+@dataclass(frozen=True)
+class Simulation:
+    day_0: Path
+    days: list[SimulatedDay]
+    rerun: Path
+    header_only: Path
+
+
+@pytest.fixture(scope="module")
+def simulation(tmp_path_factory: pytest.TempPathFactory) -> Simulation:
+    """A full run on generated extracts, then DAYS seeded deltas each run --incremental on that warehouse and, beside
+    it, a full run over the merged source in a warehouse of its own; finally the last delta once more, and a delta of
+    four header-only files."""
+    root = tmp_path_factory.mktemp("daily")
+    generate(root / "extracts", seed=7, scale=0.04, unpaid_rate=0.2, bad_rows=24)  # 8 accounts, ~390 invoices
+    state, _ = initial_state(root / "extracts")
+    warehouse = root / "warehouse"
+    pipeline(root / "extracts", root / "day_0", warehouse)
+    rng = random.Random(11)
+    days: list[SimulatedDay] = []
+    for number in range(1, DAYS + 1):
+        made = make_delta(state, rng)
+        delta = write_tables(root / f"delta_{number}", made.delta)
+        state, rejects = apply_delta(state, made.delta)
+        merged_source = write_tables(root / f"merged_source_{number}", state_tables(state))
+        incremental, full = root / f"incremental_{number}", root / f"full_{number}"
+        pipeline(delta, incremental, warehouse, "--incremental")
+        pipeline(merged_source, full, root / f"full_{number}_warehouse")
+        days.append(SimulatedDay(number, made.changes, delta, merged_source, rejects, incremental, full))
+    pipeline(days[-1].delta, root / "rerun", warehouse, "--incremental")
+    header_only = write_tables(root / "delta_header_only", {table: [] for table in TABLES})
+    pipeline(header_only, root / "header_only", warehouse, "--incremental")
+    return Simulation(root / "day_0", days, root / "rerun", root / "header_only")
+
+
+def test_each_day_the_incremental_csv_is_the_full_recompute_byte_for_byte(simulation: Simulation) -> None:
+    for day in simulation.days:
+        got, want = day.incremental / CSV, day.full / CSV
+        assert got.read_bytes() == want.read_bytes(), (
+            f"day {day.number} {day.changes}: (incremental, full) {differing_rows(got, want)}"
+        )
+
+
+def test_each_day_the_features_are_the_references_over_the_merged_source(simulation: Simulation) -> None:
+    for day in simulation.days:
+        expected = reference_contract.compute(day.merged_source)
+        rows = read_csv(day.incremental / CSV)
+        assert rows[0] == expected.header
+        assert [row for row, want in zip(rows[1:], expected.rows, strict=False) if row != want] == [], day.number
+        assert len(rows) - 1 == len(expected.rows)
+
+
+def test_each_day_the_rejects_are_the_deltas_bad_rows(simulation: Simulation) -> None:
+    for day in simulation.days:
+        reasons = {(table, reason) for table, reason, _ in day.expected_rejects}
+        assert len(reasons) == 7  # every reason of every table: the comparison below is not vacuous
+        assert run_rejects(day.incremental) == day.expected_rejects, day.number
+
+
+def test_the_summary_names_the_mode(simulation: Simulation) -> None:
+    assert summary(simulation.day_0)["mode"] == "full"
+    for day in simulation.days:
+        assert (summary(day.incremental)["mode"], summary(day.full)["mode"]) == ("incremental", "full"), day.number
+
+
+def test_rerunning_a_delta_gives_the_same_files(simulation: Simulation) -> None:
+    last = simulation.days[-1]
+    assert (simulation.rerun / CSV).read_bytes() == (last.incremental / CSV).read_bytes()
+    assert run_rejects(simulation.rerun) == last.expected_rejects
+    assert summary(simulation.rerun)["mode"] == "incremental"
+
+
+def test_a_delta_of_header_only_files_changes_nothing_and_rejects_nothing(simulation: Simulation) -> None:
+    assert (simulation.header_only / CSV).read_bytes() == (simulation.days[-1].incremental / CSV).read_bytes()
+    assert run_rejects(simulation.header_only) == collections.Counter()
+    assert summary(simulation.header_only)["mode"] == "incremental"
+
+
+def split_real_extracts(extracts: Path) -> tuple[Tables, Tables]:
+    """Day 1: every account and SKU, the invoices issued up to 2021-01-31 with their lines, those issued after
+    2021-01-01 still unpaid. Day 2: the later invoices with their lines, and January's invoices now paid (invoice
+    rows only)."""
+    tables = read_tables(extracts)
+
+    def issued(record: tuple[str, ...]) -> datetime.date:
+        date = parse_date(record[2])
+        assert date is not None, record
+        return date
+
+    first_day, last_day = datetime.date(2021, 1, 2), datetime.date(2021, 1, 31)
+    early = [record for record in tables[INVOICES] if issued(record) <= last_day]
+    late = [record for record in tables[INVOICES] if issued(record) > last_day]
+    january = [record for record in early if issued(record) >= first_day]
+    early_ids = {int(record[0]) for record in early}
+
+    def in_day_1(line: tuple[str, ...]) -> bool:
+        keys = line_keys(line)
+        assert keys is not None, line
+        return keys[0] in early_ids
+
+    day_1: Tables = {
+        **tables,
+        INVOICES: [(*record[:3], "") if issued(record) >= first_day else record for record in early],
+        LINES: [line for line in tables[LINES] if in_day_1(line)],
+    }
+    day_2: Tables = {table: [] for table in TABLES}
+    day_2[INVOICES] = late + january
+    day_2[LINES] = [line for line in tables[LINES] if not in_day_1(line)]
+    return day_1, day_2
+
+
+def test_real_extracts_split_at_a_date_give_the_full_runs_csv(real_extracts_dir: Path, tmp_path: Path) -> None:
+    """The real extracts have no bad rows (the reference keeps every row, checked here), so the merged source after
+    day 2 is the real extracts themselves: the incremental CSV is compared with a full run over them."""
+    day_1, day_2 = split_real_extracts(real_extracts_dir)
+    whole, whole_rejects = initial_state(real_extracts_dir)
+    assert whole_rejects == collections.Counter()
+    after_1, _ = apply_delta(initial_state(write_tables(tmp_path / "day_1", day_1))[0], day_2)
+    assert after_1 == whole  # the split loses and adds nothing
+    assert sum(1 for record in day_1[INVOICES] if record[3] == "") > 100  # January's invoices, unpaid on day 1
+
+    warehouse = tmp_path / "warehouse"
+    pipeline(tmp_path / "day_1", tmp_path / "out_1", warehouse)
+    pipeline(write_tables(tmp_path / "day_2", day_2), tmp_path / "out_2", warehouse, "--incremental")
+    pipeline(real_extracts_dir, tmp_path / "full", tmp_path / "full_warehouse")
+    got, want = tmp_path / "out_2" / CSV, tmp_path / "full" / CSV
+    assert got.read_bytes() == want.read_bytes(), differing_rows(got, want)
+    assert run_rejects(tmp_path / "out_2") == collections.Counter()
+    assert summary(tmp_path / "out_2")["mode"] == "incremental"
+
+
+@pytest.mark.parametrize("warehouse_exists", [False, True], ids=["missing", "empty-folder"])
+def test_incremental_on_an_empty_warehouse_is_a_one_line_error(warehouse_exists: bool, tmp_path: Path) -> None:
+    delta = write_tables(tmp_path / "delta", {table: [] for table in TABLES})
+    warehouse = tmp_path / "warehouse"
+    if warehouse_exists:
+        warehouse.mkdir()
+    output = tmp_path / "out" / CSV
+    result = run_pipeline(
+        "--extracts", str(delta), "--output", str(output), "--warehouse", str(warehouse), "--incremental"
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "--incremental" in result.stderr, result.stderr
+    assert "unrecognized arguments" not in result.stderr  # refused for the warehouse, not as an unknown option
+    assert not output.exists()
