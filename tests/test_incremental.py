@@ -224,3 +224,4 @@ def test_incremental_on_an_empty_warehouse_is_a_one_line_error(warehouse_exists:
     assert len(result.stderr.splitlines()) == 1 and "--incremental" in result.stderr, result.stderr
     assert "unrecognized arguments" not in result.stderr  # refused for the warehouse, not as an unknown option
     assert not output.exists()
+    assert not (output.parent / "failed_runs").exists()  # refused before any stage ran

@@ -487,6 +487,17 @@ def main(argv: list[str] | None = None) -> int:
             held.enter_context(run_files.output_lock(paths.output_dir))
             if options.rollback:
                 return rollback(options, paths, console)
+            if (
+                options.incremental
+                and run_files.is_local(paths.warehouse)
+                and not run_files.local_pointer(paths.warehouse)
+            ):
+                # known before any Spark starts (a remote warehouse is checked by the staging notebook)
+                raise RunFailedError(
+                    f"--incremental needs a warehouse a full run has published to; {paths.warehouse} has no version "
+                    "yet (run once without --incremental)",
+                    EXIT_BAD_INPUT,
+                )
             return run(options, paths, console, termination)
     except (warehouse_lock.WarehouseLockedError, run_files.OutputBusyError) as error:
         console.line(f"error: {error}; nothing was changed", is_error=True)
