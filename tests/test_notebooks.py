@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -61,4 +62,9 @@ def test_notebooks_run_top_to_bottom_on_their_defaults(tmp_path: Path) -> None:
     header = (outputs / "pipeline_output.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "inv_id,acct_id,inv_total,inv_items,acct_age,num_inv_120d,cum_tot_inv_acct,is_late"
     assert (outputs / "rejects.csv").read_text(encoding="utf-8").startswith("table_name,reject_reason,source_record")
-    assert sorted(p.name for p in (outputs / "warehouse").iterdir()) == ["intermediate", "marts", "staging"]
+    warehouse = outputs / "warehouse"
+    assert sorted(p.name for p in warehouse.iterdir()) == ["_current.json", "versions"]  # 03 made its version current
+    version = json.loads((warehouse / "_current.json").read_text(encoding="utf-8"))["version"]
+    assert version.startswith("manual_")  # run by hand: 01 named it, 02 and 03 found it
+    version_dir = warehouse / "versions" / version
+    assert sorted(p.name for p in version_dir.iterdir()) == ["_manifest.json", "intermediate", "marts", "staging"]

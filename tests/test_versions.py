@@ -92,9 +92,12 @@ def test_old_versions_go_but_the_months_a_kept_one_takes_from_them_stay(spark: S
 
 def test_a_later_stage_resumes_the_version_its_run_began(spark: SparkSession, tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse"
-    begun = build(spark, warehouse, "v1", incremental=False)
-    resumed = versions.resume(spark, str(warehouse), "")
-    assert (resumed.version, resumed.is_incremental, resumed.base) == ("v1", False, None)
-    assert begun.folder == resumed.folder
-    with pytest.raises(versions.VersionError, match="was not begun"):
-        versions.resume(spark, str(warehouse), "v9")
+    with pytest.raises(versions.VersionError, match="run 01_staging first"):
+        versions.resume(spark, str(warehouse), "", incremental=False)
+    named = build(spark, warehouse, "v1", incremental=False)  # the entry script names it: nothing noted
+    assert not (warehouse / versions.BUILDING).exists()
+    assert versions.resume(spark, str(warehouse), "v1", incremental=False).folder == named.folder
+    by_hand = build(spark, warehouse, "", incremental=False)
+    assert by_hand.version.startswith("manual_") and (warehouse / versions.BUILDING).exists()
+    resumed = versions.resume(spark, str(warehouse), "", incremental=True)  # the note says how it was begun
+    assert (resumed.version, resumed.is_incremental, resumed.base) == (by_hand.version, False, None)

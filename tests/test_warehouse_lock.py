@@ -303,8 +303,11 @@ def start_pipeline(*args: str) -> subprocess.Popen[str]:
 
 
 def assert_only_models(warehouse: Path) -> None:
-    """What a finished run leaves in its warehouse: the models by layer, no lock, no temporary folder."""
-    assert sorted(path.name for path in warehouse.iterdir()) == ["intermediate", "marts", "staging"]
+    """What a finished run leaves in its warehouse: its version's models by layer, the pointer naming it, no lock,
+    no temporary folder."""
+    assert sorted(path.name for path in warehouse.iterdir()) == ["_current.json", "versions"]
+    (version,) = [path for path in (warehouse / "versions").iterdir()]
+    assert sorted(path.name for path in version.iterdir()) == ["_manifest.json", "intermediate", "marts", "staging"]
     assert [path for path in warehouse.rglob("*") if path.name.startswith(("_tmp_", "_lock"))] == []
 
 

@@ -393,29 +393,34 @@ BUILDING = "_building.json"  # the version a run is building, for stage notebook
 
 def start(spark: SparkSession, warehouse_dir: str, version: str, incremental: bool) -> RunVersion:
     """Begin the run's version (the staging notebook): it builds on the current version, which an incremental
-    run requires."""
+    run requires. Without a `version` (a notebook run by hand) it makes one up and notes it in the warehouse
+    for the later stages."""
     base, _ = current(spark, warehouse_dir)
     if incremental and base is None:
         raise VersionError(
             f"--incremental needs a warehouse a full run has published to; {warehouse_dir} has no version yet "
             "(run once without --incremental)"
         )
-    version = version or f"manual_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{uuid.uuid4().hex[:6]}"
-    write_json_atomically(
-        spark,
-        f"{warehouse_dir.rstrip('/')}/{BUILDING}",
-        {"version": version, "incremental": incremental, "base": None if base is None else base.version},
-    )
+    if not version:
+        version = f"manual_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{uuid.uuid4().hex[:6]}"
+        write_json_atomically(
+            spark,
+            f"{warehouse_dir.rstrip('/')}/{BUILDING}",
+            {"version": version, "incremental": incremental, "base": None if base is None else base.version},
+        )
     return RunVersion(spark, warehouse_dir, version, base if incremental else None, incremental)
 
 
-def resume(spark: SparkSession, warehouse_dir: str, version: str) -> RunVersion:
-    """The version the staging notebook began (the later stages): the one named, else the one being built."""
-    building = read_json(spark, f"{warehouse_dir.rstrip('/')}/{BUILDING}")
-    if building is None or (version and building["version"] != version):
-        raise VersionError(f"version {version or '(being built)'} was not begun in {warehouse_dir}: run 01 first")
+def resume(spark: SparkSession, warehouse_dir: str, version: str, incremental: bool) -> RunVersion:
+    """The version the staging notebook began (the later stages): the one named, or without a name (by hand) the
+    one 01 noted in the warehouse."""
     base, _ = current(spark, warehouse_dir)
+    if version:
+        return RunVersion(spark, warehouse_dir, version, base if incremental else None, incremental)
+    building = read_json(spark, f"{warehouse_dir.rstrip('/')}/{BUILDING}")
+    if building is None:
+        raise VersionError(f"no version is being built in {warehouse_dir}: run 01_staging first")
     if building["base"] != (None if base is None else base.version):
-        raise VersionError(f"the current version of {warehouse_dir} changed since version {version} was begun")
+        raise VersionError(f"the current version of {warehouse_dir} changed since 01_staging began its version")
     incremental = bool(building["incremental"])
     return RunVersion(spark, warehouse_dir, str(building["version"]), base if incremental else None, incremental)
