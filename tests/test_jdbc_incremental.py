@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 import pg_server
 from conftest import collect_sorted, raw_columns, register_strings, run_view
-from spark_etl import jdbc, load, registry, source_state
+from spark_etl import increments, jdbc, load, registry, source_state
 from test_jdbc import (
     create_database,
     create_tables,
@@ -203,3 +203,24 @@ def test_an_invoice_whose_lines_were_withdrawn_keeps_none_of_its_stored_lines(sp
     )
     lines_df = run_view(session, "staging", "stg_invoice_line_items")
     assert collect_sorted(lines_df, ["invoice_id", "item_id", "quantity"]) == [(12, "B", 5), (13, "B", 6)]
+
+
+def test_the_months_of_deleted_invoices_and_withdrawn_lines_are_rewritten(spark: SparkSession) -> None:
+    """Invoice 10 (January) was deleted, 11's lines (February) were all deleted, 12 (March) was paid: lines are
+    rewritten in January and February, totals in those and March. With nothing withdrawn (the CSV path), only
+    March's totals."""
+    session = spark.newSession()
+    register_strings(session, "raw_invoices", raw_columns("invoices"), [("12", "1", "2021-03-01", "2021-03-20", None)])
+    register_strings(session, "raw_invoice_line_items", raw_columns("invoice_line_items"), [])
+    invoices = [(n, 1, date(2021, n - 9, 1), None) for n in (10, 11, 12, 13)]
+    lines = [(n, "A", 1, True, f"2021-{n - 9:02d}") for n in (10, 11, 12, 13)]
+    for withdrawn, line_months, total_months in (
+        ({"invoices": [10, 12], "invoice_line_items": [11]}, ["2021-01", "2021-02"], ["2021-01", "2021-02", "2021-03"]),
+        ({"invoices": [], "invoice_line_items": []}, [], ["2021-03"]),
+    ):
+        for table_name, keys in withdrawn.items():
+            withdraw(session, table_name, keys)
+        stage_lines(session, invoices, lines)
+        run_view(session, "staging", "stg_invoice_line_items")
+        assert increments.line_months(session, is_incremental=True) == line_months
+        assert increments.total_months(session, True, line_months) == total_months
