@@ -145,6 +145,8 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         if options.incremental
         else None,
         "rows_merged": {table: counts["kept"] for table, counts in staging["tables"].items()},
+        # from the database: per table, the groups of rows added, changed, deleted or delivered again
+        "source_changes": staging.get("source_changes"),
         "line_months_rewritten": staging["line_months"],
         "total_months_recomputed": intermediate["total_months"],
         "invoices_recomputed": totals_written,
