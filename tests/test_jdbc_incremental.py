@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 import pg_server
 from conftest import PROJECT_DIR, collect_sorted, raw_columns, register_strings, run_view
-from spark_etl import increments, jdbc, load, registry, source_state
+from spark_etl import increments, jdbc, load, registry, source_state, versions
 from test_jdbc import (
     copy_extracts,
     create_database,
@@ -124,6 +124,38 @@ def test_the_grouping_keys_are_the_keys_staging_parses(spark: SparkSession) -> N
         "row7": "123456789012345678", "row8": None, "row9": None,
     }  # fmt: skip
     assert found["skus"] == {"row0": "A", "row1": "A", "row2": None, "row3": None, "row4": None, "row5": "b c"}
+
+
+def test_a_version_commits_its_source_state_and_one_made_from_csv_extracts_has_none(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The state a run from the database records is committed with its models and read by the next incremental
+    run; after a run from CSV extracts (no state), an incremental run from the database is refused in one line."""
+    warehouse = str(tmp_path / "warehouse")
+    invoices_df = spark.createDataFrame([(1, 1, date(2021, 1, 1), None)], INVOICES_DDL)
+    state_df = spark.createDataFrame([("k1", "1", "0cc175b9c0f1b6a831c399e269772661")], source_state.STATE_SCHEMA)
+    from_database = versions.start(spark, warehouse, "v1", incremental=False)
+    versions.write_model(from_database, "staging", "stg_invoices", invoices_df)
+    for table_name in ("accounts", "skus", "invoices", "invoice_line_items"):
+        versions.write_model(from_database, versions.SOURCE_LAYER, source_state.state_name(table_name), state_df)
+    manifest = from_database.commit(["stg_invoices"], {}, keep_versions=3)
+    assert sorted(manifest.models) == [
+        "source_accounts", "source_invoice_line_items", "source_invoices", "source_skus", "stg_invoices",
+    ]  # fmt: skip
+    assert manifest.models["source_skus"]["layer"] == "source"
+
+    from_csv = versions.start(spark, warehouse, "v2", incremental=True)
+    previous = source_state.previous_states(from_csv)
+    assert previous is not None
+    assert collect_sorted(previous["skus"], ["group_id", "source_key", "group_hash"]) == [
+        ("k1", "1", "0cc175b9c0f1b6a831c399e269772661")
+    ]
+    versions.write_model(from_csv, "staging", "stg_invoices", invoices_df)  # a CSV run records no source state
+    assert sorted(from_csv.commit(["stg_invoices"], {}, keep_versions=3).models) == ["stg_invoices"]
+    after_csv = versions.start(spark, warehouse, "v3", incremental=True)
+    with pytest.raises(versions.VersionError, match=r"version v2 has none \(it was made from CSV extracts\)"):
+        source_state.previous_states(after_csv)
+    assert source_state.previous_states(versions.start(spark, warehouse, "v4", incremental=False)) is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
