@@ -35,7 +35,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_etl import jdbc, load, registry, versions
+from spark_etl import filesystem, jdbc, load, registry, versions
 from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
 
 GROUP_ID = "group_id"  # "k" + the parsed key, or "h" + the row hash for a row whose key staging rejects
@@ -165,6 +165,9 @@ def register_extracts(
         name = state_name(each.table_name)
         versions.write_model(run_version, versions.SOURCE_LAYER, name, group_state(grouped[each.table_name]))
         current[each.table_name] = run_version.read(versions.SOURCE_LAYER, name)
+    if previous is None:  # a full run compares nothing: no earlier run's comparison is left beside its snapshot
+        for each in EXTRACTS:
+            filesystem.delete(spark, changes_path(warehouse_dir, each.table_name))
     changes = None if previous is None else store_changes(spark, run_version, current, previous)
     observations = {}
     withdrawn: dict[str, DataFrame] = {}
