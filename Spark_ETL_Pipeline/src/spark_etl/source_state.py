@@ -45,7 +45,6 @@ CHANGE = "change"
 ADDED, CHANGED, DELETED, REDELIVERED = "added", "changed", "deleted", "redelivered"
 CHANGE_KINDS = (ADDED, CHANGED, DELETED, REDELIVERED)
 STATE_SCHEMA = StructType([StructField(name, StringType()) for name in (GROUP_ID, SOURCE_KEY, GROUP_HASH)])
-CHANGES_SCHEMA = StructType([StructField(name, StringType()) for name in (GROUP_ID, SOURCE_KEY, CHANGE)])
 
 
 def id_key(column: Column) -> Column:
@@ -117,8 +116,9 @@ def compare(current_df: DataFrame, previous_df: DataFrame) -> DataFrame:
 def redelivered_lines(
     lines_state_df: DataFrame, invoice_changes_df: DataFrame, stored_invoices: DataFrame
 ) -> DataFrame:
-    """The line groups of invoices that arrive in the delta without having been usable before (not in the previous
-    stg_invoices), unless they changed anyway: their lines, if read before, were rejected with their invoice."""
+    """The line groups of the invoices that are added or changed in the delta without having been usable before
+    (not in the previous stg_invoices): their lines, if read before, were rejected with their invoice, so they
+    are delivered again whether they changed or not."""
     usable_before = stored_invoices.select(stored_invoices["invoice_id"].cast("string").alias(SOURCE_KEY))
     arriving = (
         invoice_changes_df.where(
