@@ -95,7 +95,8 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         "--incremental",
         action="store_true",
         help="the extracts hold only rows new or changed since the last run: merge them into the warehouse's "
-        "current version (which a full run must have published) and recompute only what they change",
+        "current version (which a full run must have published) and recompute only what they change; with "
+        "--jdbc-url, the database is compared with what the last run from it read, deletions included",
     )
     parser.add_argument(
         "--keep-versions",
