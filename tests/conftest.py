@@ -104,11 +104,14 @@ def register_strings(spark: SparkSession, view: str, columns: Sequence[str], row
 
 def run_view(spark: SparkSession, layer: str, model_name: str) -> DataFrame:
     """Run one model's SQL and register it under its name, as a stage does; a model that merges into its
-    previous version (stored_<model>) gets an empty one, as in a full run, unless the test registered one."""
+    previous version (stored_<model>) gets an empty one, and no key withdrawn by the source (withdrawn_<table>),
+    as in a full run, unless the test registered them."""
     declared = registry.model(model_name)
     for name in declared.inputs:
         if name.startswith(registry.STORED_PREFIX) and not spark.catalog.tableExists(name):
             spark.createDataFrame([], registry.schema_ddl(declared)).createOrReplaceTempView(name)
+        if name in registry.WITHDRAWN_VIEWS and not spark.catalog.tableExists(name):
+            spark.createDataFrame([], registry.WITHDRAWN_VIEWS[name]).createOrReplaceTempView(name)
     model_df = spark.sql(models.sql_text(layer, model_name))
     model_df.createOrReplaceTempView(model_name)
     return model_df

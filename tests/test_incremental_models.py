@@ -132,7 +132,8 @@ def test_the_months_a_delta_changes(merged: SparkSession) -> None:
     # stored line of 12 names, arrives
     assert increments.line_months(merged, is_incremental=True) == ["2020-12", "2021-01", "2021-02"]
     # totals: those, and the months of lines naming B, repriced (2021-01)
-    assert increments.total_months(merged, is_incremental=True) == ["2020-12", "2021-01", "2021-02"]
+    line_months = increments.line_months(merged, is_incremental=True)
+    assert increments.total_months(merged, True, line_months) == ["2020-12", "2021-01", "2021-02"]
     assert increments.changed_skus(merged) == (["Z"], ["B"])
     assert increments.line_months(merged, is_incremental=False) is None
 
@@ -150,4 +151,4 @@ def test_a_month_only_a_reprice_touches_is_recomputed_for_totals_only(spark: Spa
     run_view(session, "staging", "stg_invoice_line_items_checked")
     run_view(session, "staging", "stg_invoice_line_items")
     assert increments.line_months(session, is_incremental=True) == []
-    assert increments.total_months(session, is_incremental=True) == ["2021-01"]
+    assert increments.total_months(session, True, []) == ["2021-01"]

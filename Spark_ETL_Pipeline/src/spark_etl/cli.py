@@ -96,7 +96,8 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         "--incremental",
         action="store_true",
         help="the extracts hold only rows new or changed since the last run: merge them into the warehouse's "
-        "current version (which a full run must have published) and recompute only what they change",
+        "current version (which a full run must have published) and recompute only what they change; with "
+        "--jdbc-url, the database is compared with what the last run from it read, deletions included",
     )
     parser.add_argument(
         "--keep-versions",
@@ -146,6 +147,8 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         if options.incremental
         else None,
         "rows_merged": {table: counts["kept"] for table, counts in staging["tables"].items()},
+        # from the database: per table, the groups of rows added, changed, deleted or delivered again
+        "source_changes": staging.get("source_changes"),
         "line_months_rewritten": staging["line_months"],
         "total_months_recomputed": intermediate["total_months"],
         "invoices_recomputed": totals_written,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_etl import load
@@ -29,6 +29,8 @@ URL_PATTERN = re.compile(r"^jdbc:postgresql://(?P<server>[^/?#@\s]+)/(?P<databas
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 SNAPSHOT_ID_PATTERN = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 CREDENTIAL_PARAMETERS = {"user", "password", "sslpassword", "sslkey", "sslcert"}
+# each row's hash, computed by PostgreSQL in the snapshot: what an incremental run compares (source_state.py)
+ROW_HASH_COLUMN = "_row_hash"
 
 
 class JdbcError(Exception):
@@ -237,8 +239,14 @@ def check_tables(connection: Connection, source: JdbcSource) -> dict[str, dict[s
 
 def text_subquery(schema: str, extract: Extract, key: str | None) -> str:
     """The pushed-down query: each needed column cast to text (so staging validates it as it does a CSV field),
-    plus the numeric key as it is, for the partitions' ranges."""
-    columns = [f"cast({quote_identifier(name)} as text) as {quote_identifier(name)}" for name in extract.columns]
+    the row's hash, plus the numeric key as it is, for the partitions' ranges.
+
+    The hash is md5 of the row's text values as a row value's text (`("a b",,"")`): each value quoted when it
+    holds a separator, a quote or a space, a null as nothing and an empty text as `""`, so two rows hash alike
+    only when every needed column reads the same (columns the pipeline does not read are left out)."""
+    texts = [f"cast({quote_identifier(name)} as text)" for name in extract.columns]
+    columns = [f"{text} as {quote_identifier(name)}" for text, name in zip(texts, extract.columns, strict=True)]
+    columns.append(f"md5(cast(row({', '.join(texts)}) as text)) as {quote_identifier(ROW_HASH_COLUMN)}")
     if key is not None:
         columns.append(f"{quote_identifier(key)} as _partition_key")
     table = f"{quote_identifier(schema)}.{quote_identifier(extract.table_name)}"
@@ -261,7 +269,8 @@ def read_table(
     extract: Extract,
     column_types: dict[str, str],
 ) -> tuple[DataFrame, TableRead]:
-    """One table as all-string columns plus an empty _corrupt_record, the shape extract.read_extract gives.
+    """One table as all-string columns plus an empty _corrupt_record, the shape extract.read_extract gives, and
+    each row's hash (`_row_hash`).
 
     Bounds and the row count come from the exporting transaction, so they describe the same snapshot the
     partitions read; rows outside the bounds (and null keys) still land in the first or last partition.
@@ -300,7 +309,9 @@ def read_table(
         )
     raw_df = spark.read.format("jdbc").options(**options).load()
     string_df = raw_df.select(
-        *[raw_df[name] for name in extract.columns], F.lit(None).cast("string").alias(CORRUPT_RECORD_COLUMN)
+        *[raw_df[name] for name in extract.columns],
+        F.lit(None).cast("string").alias(CORRUPT_RECORD_COLUMN),
+        raw_df[ROW_HASH_COLUMN],
     )
     return string_df, TableRead(extract.table_name, int(rows), partitions)
 
@@ -323,21 +334,6 @@ def store_snapshot(spark: SparkSession, source: JdbcSource, warehouse_dir: str) 
                 raise JdbcError(f"{extract.table_name}: {stored} rows stored, {read.rows} in the snapshot")
             reads.append(read)
     return reads
-
-
-def register_extracts(spark: SparkSession, source: JdbcSource, warehouse_dir: str) -> dict[str, Observation]:
-    """The JDBC counterpart of extract.register_extracts: the same raw_<table> views, from the stored snapshot,
-    each observed for its rows read."""
-    store_snapshot(spark, source, warehouse_dir)
-    observations = {}
-    for extract in EXTRACTS:
-        raw_df = load.read_parquet(spark, extract_path(warehouse_dir, extract.table_name))
-        observation = Observation(f"read_{extract.table_name}")
-        raw_df.observe(observation, F.count(F.lit(1)).alias("rows")).createOrReplaceTempView(
-            f"raw_{extract.table_name}"
-        )
-        observations[extract.table_name] = observation
-    return observations
 
 
 def source_from_parameters(url: str, user: str, schema: str, partitions: int) -> JdbcSource:

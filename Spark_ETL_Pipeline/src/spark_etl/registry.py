@@ -26,6 +26,16 @@ EXTRACT_VIEWS = {f"raw_{extract.table_name}": extract.file_name for extract in E
 PARAMETER_VIEWS = {"run_parameters": "--as-of"}
 # a model's previous version, which an incremental run merges its delta into (empty in a full run): stored_<model>
 STORED_PREFIX = "stored_"
+# per table, the keys whose stored rows an incremental run from the database drops because the source no longer
+# holds them as stored: deleted there, or changed there (the delta's usable rows, if any, take their place); see
+# source_state.py. Empty on the CSV path, which has no deletions, and in a full run. withdrawn_<table>: its DDL
+WITHDRAWN_PREFIX = "withdrawn_"
+WITHDRAWN_VIEWS = {
+    f"{WITHDRAWN_PREFIX}accounts": "account_id bigint",
+    f"{WITHDRAWN_PREFIX}skus": "item_id string",
+    f"{WITHDRAWN_PREFIX}invoices": "invoice_id bigint",
+    f"{WITHDRAWN_PREFIX}invoice_line_items": "invoice_id bigint",
+}
 # the notebook that writes every model's `exported_as` file, once all the models exist
 EXPORTING_LAYER = "marts"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -47,7 +57,7 @@ class Model:
     layer: str
     name: str
     materialisation: Literal["stored", "view"]
-    inputs: tuple[str, ...]  # models, raw_<table> extract views or run_parameters
+    inputs: tuple[str, ...]  # models, raw_<table> extract views, run_parameters, withdrawn_<table> or stored_<model>
     grain: str  # what one row is
     key: tuple[str, ...]  # unique and not null, checked on every run; empty: no key, and `no_key` says why
     no_key: str = ""
@@ -73,13 +83,19 @@ CHECKED_NO_KEY = "copies of a key are separate rows"
 MODELS: tuple[Model, ...] = (
     _stg("stg_accounts_checked", ("raw_accounts",), "one row per record of accounts.csv", (), CHECKED_NO_KEY),
     _stg(
-        "stg_accounts", ("stg_accounts_checked", "stored_stg_accounts"), "one row per usable account", ("account_id",)
+        "stg_accounts",
+        ("stg_accounts_checked", "stored_stg_accounts", "withdrawn_accounts"),
+        "one row per usable account",
+        ("account_id",),
     ),
     _stg("stg_skus_checked", ("raw_skus",), "one row per record of skus.csv", (), CHECKED_NO_KEY),
-    _stg("stg_skus", ("stg_skus_checked", "stored_stg_skus"), "one row per usable SKU", ("item_id",)),
+    _stg("stg_skus", ("stg_skus_checked", "stored_stg_skus", "withdrawn_skus"), "one row per usable SKU", ("item_id",)),
     _stg("stg_invoices_checked", ("raw_invoices",), "one row per record of invoices.csv", (), CHECKED_NO_KEY),
     _stg(
-        "stg_invoices", ("stg_invoices_checked", "stored_stg_invoices"), "one row per usable invoice", ("invoice_id",)
+        "stg_invoices",
+        ("stg_invoices_checked", "stored_stg_invoices", "withdrawn_invoices"),
+        "one row per usable invoice",
+        ("invoice_id",),
     ),
     _stg(
         "stg_invoice_line_items_checked",
@@ -92,7 +108,13 @@ MODELS: tuple[Model, ...] = (
         "staging",
         "stg_invoice_line_items",
         "stored",
-        ("stg_invoice_line_items_checked", "stored_stg_invoice_line_items", "stg_invoices", "stg_skus"),
+        (
+            "stg_invoice_line_items_checked",
+            "stored_stg_invoice_line_items",
+            "withdrawn_invoice_line_items",
+            "stg_invoices",
+            "stg_skus",
+        ),
         "one row per line of a usable invoice",
         (),
         "identical lines are separate lines",
@@ -188,6 +210,8 @@ def validate(models: Iterable[Model] = MODELS) -> None:
         for name in model.inputs:
             if name == f"{STORED_PREFIX}{model.name}":
                 continue  # its own previous version
+            if name in WITHDRAWN_VIEWS:
+                continue  # keys the source withdrew, from the run's source comparison
             if name not in seen and name not in EXTRACT_VIEWS and name not in PARAMETER_VIEWS:
                 raise RegistryError(f"{model.name}: input {name} is not a model declared before it, nor an extract")
             if name in seen and LAYERS.index(seen[name].layer) > LAYERS.index(model.layer):
@@ -270,6 +294,8 @@ def _node(name: str) -> str:
         return f"{name}[{EXTRACT_VIEWS[name]}]"
     if name in PARAMETER_VIEWS:
         return f"{name}[/{PARAMETER_VIEWS[name]}/]"
+    if name in WITHDRAWN_VIEWS:
+        return f"{name}{{{{keys withdrawn from {name.removeprefix(WITHDRAWN_PREFIX)}}}}}"
     return f"{name}[({name})]" if model(name).materialisation == "stored" else f"{name}[{name}]"
 
 
@@ -284,6 +310,7 @@ def lineage_mermaid() -> str:
         lines += [f"    {_node(declared.name)}" for declared in layer_models(layer)]
         lines.append("  end")
     lines += [f"  {_node(name)}" for name in PARAMETER_VIEWS]
+    lines += [f"  {_node(name)}" for name in WITHDRAWN_VIEWS]
     for declared in MODELS:
         lines += [f"  {name} --> {declared.name}" for name in declared.inputs]
         if declared.exported_as:

@@ -15,6 +15,10 @@ Layout under the warehouse:
     versions/<V>/<layer>/<model>/part=<month>/
                                       the partitions a run rewrote of a partitioned model; the manifest takes
                                       the others from earlier versions, so a run rewrites only what it touched
+    versions/<V>/source/source_<table>/
+                                      a JDBC run's source state: the hashes of the database's rows it read
+                                      (source_state.py), committed with the models so the next incremental run
+                                      and a rollback find the state the version's models were built from
 
 A version is named after the run that made it (its run id, sortable by start time).
 """
@@ -42,7 +46,9 @@ MANIFEST = "_manifest.json"
 MODEL_RECORD = "_model.json"
 PARTITION_PREFIX = "part="
 DEFAULT_KEEP_VERSIONS = 3
-LAYERS = ("staging", "intermediate", "marts")
+# a version's records of its source (source_state.py), stored and committed like models, read by no model
+SOURCE_LAYER = "source"
+MODEL_LAYERS = ("staging", "intermediate", "marts", SOURCE_LAYER)
 
 
 class VersionError(Exception):
@@ -153,6 +159,18 @@ class RunVersion:
     def built(self, layer: str, model_name: str) -> dict[str, Any] | None:
         return read_json(self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}")
 
+    def rewritten(self, layer: str, model_name: str) -> list[str] | None:
+        """The partitions this run rewrote of a partitioned model; None when it wrote the model whole."""
+        record = self.built(layer, model_name)
+        if record is None:
+            raise VersionError(f"{model_name} has not been built in version {self.version}")
+        return None if record["rewritten"] == ["*"] else [str(partition) for partition in record["rewritten"]]
+
+    def source_records(self) -> list[str]:
+        """The source records (SOURCE_LAYER) this run wrote: committed with its models."""
+        folder = f"{self.folder}/{SOURCE_LAYER}"
+        return [name for name in filesystem.list_names(self.spark, folder) if self.built(SOURCE_LAYER, name)]
+
     def folders(self, layer: str, model_name: str) -> dict[str, str]:
         """The model's folders in this run's version, merged with the base version's partitions that this run
         did not rewrite; relative to the warehouse."""
@@ -198,11 +216,12 @@ class RunVersion:
     def commit(
         self, model_names: list[str], details: dict[str, Any], keep_versions: int, switch: bool = True
     ) -> Manifest:
-        """Write this version's manifest, then (with `switch`) make it current: `switch_pointer`. The entry script
-        switches the pointer itself on a local warehouse (`switch` false), once the run's summary is written, so
-        a version is never current without its published files."""
+        """Write this version's manifest (the models named, and the source records the run wrote), then (with
+        `switch`) make it current: `switch_pointer`. The entry script switches the pointer itself on a local
+        warehouse (`switch` false), once the run's summary is written, so a version is never current without
+        its published files."""
         models: dict[str, dict[str, Any]] = {}
-        for model_name in model_names:
+        for model_name in [*model_names, *self.source_records()]:
             layer = self._layer_of(model_name)
             record = self.built(layer, model_name)
             if record is None:
@@ -221,7 +240,7 @@ class RunVersion:
         return manifest
 
     def _layer_of(self, model_name: str) -> str:
-        for layer in LAYERS:
+        for layer in MODEL_LAYERS:
             if filesystem.exists(self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}"):
                 return layer
         raise VersionError(f"{model_name} was not built in version {self.version}: nothing is committed")
@@ -345,7 +364,7 @@ def remove_unreferenced(files: Files, warehouse_dir: str, kept: list[str]) -> li
             continue
         # a version past --keep-versions whose months a kept version still takes: only those months stay
         for layer in files.list_names(version_root):
-            if layer not in LAYERS:
+            if layer not in MODEL_LAYERS:
                 removed.append(f"{version_root}/{layer}")  # its manifest: the version itself is gone
                 continue
             for model_name in files.list_names(f"{version_root}/{layer}"):

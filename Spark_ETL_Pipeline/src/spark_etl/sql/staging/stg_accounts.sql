@@ -1,6 +1,7 @@
 -- Grain: one row per account_id. The usable accounts: valid, unconflicted, exact copies collapsed.
 -- In an incremental run, the delta's accepted rows merged into the previous version (stored_stg_accounts);
--- in a full run that is empty.
+-- in a full run that is empty. From the database, the keys the source deleted or changed
+-- (withdrawn_accounts) lose their stored row too; on the CSV path and in a full run there are none.
 with
 
 checked as (
@@ -8,7 +9,12 @@ checked as (
 ),
 
 stored as (
-    select account_id, company_name, company_address, contact_person, contact_phone, gender, joining_date from stored_stg_accounts
+    select account_id, company_name, company_address, contact_person, contact_phone, gender, joining_date
+    from stored_stg_accounts
+),
+
+withdrawn as (
+    select account_id from withdrawn_accounts
 ),
 
 accepted as (
@@ -27,6 +33,7 @@ accepted as (
 
 kept_stored as (
     -- merge rule: an accepted delta row replaces the stored row with its key; a rejected one replaces nothing
+    -- (from the database, a withdrawn key's stored row goes even then: a full run would reject the key too)
     select
         stored.account_id as account_id,
         stored.company_name as company_name,
@@ -38,6 +45,8 @@ kept_stored as (
     from stored
     left anti join accepted
         on stored.account_id = accepted.account_id
+    left anti join withdrawn
+        on stored.account_id = withdrawn.account_id
 ),
 
 final as (

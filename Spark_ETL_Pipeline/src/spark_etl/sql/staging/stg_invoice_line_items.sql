@@ -2,7 +2,8 @@
 -- unknown SKU are here too, flagged, because the contract counts them toward inv_items; they are also in
 -- stg_rejects. Stored in one folder per issue month of the line's invoice (partition_month). In an incremental
 -- run, the delta's lines merged into the previous version's (stored_stg_invoice_line_items, only the months the
--- run rewrites); in a full run that is empty.
+-- run rewrites); in a full run that is empty. From the database, an invoice whose lines the source changed or
+-- deleted (withdrawn_invoice_line_items) loses its stored lines too; on the CSV path there are none.
 with
 
 checked as (
@@ -11,6 +12,10 @@ checked as (
 
 stored as (
     select invoice_id, item_id, quantity from stored_stg_invoice_line_items
+),
+
+withdrawn as (
+    select invoice_id from withdrawn_invoice_line_items
 ),
 
 invoices as (
@@ -39,7 +44,8 @@ replaced_invoices as (
 ),
 
 kept_stored as (
-    -- merge rule: the delta's lines of an invoice replace all of its stored lines; others keep theirs
+    -- merge rule: the delta's lines of an invoice replace all of its stored lines; others keep theirs, except an
+    -- invoice whose lines the source withdrew (from the database: changed, or all deleted), which keeps none
     select
         stored.invoice_id as invoice_id,
         stored.item_id as item_id,
@@ -47,6 +53,8 @@ kept_stored as (
     from stored
     left anti join replaced_invoices
         on stored.invoice_id = replaced_invoices.invoice_id
+    left anti join withdrawn
+        on stored.invoice_id = withdrawn.invoice_id
 ),
 
 stored_lines as (

@@ -1,7 +1,8 @@
 -- Grain: one row per invoice_id. The usable invoices: valid, unconflicted, exact copies collapsed. An invoice
 -- whose account is unknown stays (its acct_age is unknown, the rest of its features are not).
 -- In an incremental run, the delta's accepted rows merged into the previous version (stored_stg_invoices);
--- in a full run that is empty.
+-- in a full run that is empty. From the database, the keys the source deleted or changed
+-- (withdrawn_invoices) lose their stored row too; on the CSV path and in a full run there are none.
 with
 
 checked as (
@@ -10,6 +11,10 @@ checked as (
 
 stored as (
     select invoice_id, account_id, issue_date, payment_date from stored_stg_invoices
+),
+
+withdrawn as (
+    select invoice_id from withdrawn_invoices
 ),
 
 accepted as (
@@ -25,6 +30,7 @@ accepted as (
 
 kept_stored as (
     -- merge rule: an accepted delta row replaces the stored row with its key; a rejected one replaces nothing
+    -- (from the database, a withdrawn key's stored row goes even then: a full run would reject the key too)
     select
         stored.invoice_id as invoice_id,
         stored.account_id as account_id,
@@ -33,6 +39,8 @@ kept_stored as (
     from stored
     left anti join accepted
         on stored.invoice_id = accepted.invoice_id
+    left anti join withdrawn
+        on stored.invoice_id = withdrawn.invoice_id
 ),
 
 final as (

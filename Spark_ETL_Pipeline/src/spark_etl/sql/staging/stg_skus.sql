@@ -1,6 +1,7 @@
 -- Grain: one row per item_id. The usable SKUs: valid, unconflicted, exact copies collapsed.
 -- In an incremental run, the delta's accepted rows merged into the previous version (stored_stg_skus);
--- in a full run that is empty.
+-- in a full run that is empty. From the database, the keys the source deleted or changed
+-- (withdrawn_skus) lose their stored row too; on the CSV path and in a full run there are none.
 with
 
 checked as (
@@ -9,6 +10,10 @@ checked as (
 
 stored as (
     select item_id, item_name, item_description, item_cost_price, item_retail_price from stored_stg_skus
+),
+
+withdrawn as (
+    select item_id from withdrawn_skus
 ),
 
 accepted as (
@@ -25,6 +30,7 @@ accepted as (
 
 kept_stored as (
     -- merge rule: an accepted delta row replaces the stored row with its key; a rejected one replaces nothing
+    -- (from the database, a withdrawn key's stored row goes even then: a full run would reject the key too)
     select
         stored.item_id as item_id,
         stored.item_name as item_name,
@@ -34,6 +40,8 @@ kept_stored as (
     from stored
     left anti join accepted
         on stored.item_id = accepted.item_id
+    left anti join withdrawn
+        on stored.item_id = withdrawn.item_id
 ),
 
 final as (
