@@ -68,6 +68,10 @@ def contract_job(extracts_dir: str, output_path: str) -> int:
     register_extracts(spark, extracts_dir)
     models.register_parameters(spark, None)
     for model in registry.upstream(CONTRACT_MODEL):
+        for name in model.inputs:
+            if name.startswith(registry.STORED_PREFIX):  # a full run: no previous version to merge into
+                base = registry.model(name.removeprefix(registry.STORED_PREFIX))
+                spark.createDataFrame([], registry.schema_ddl(base)).createOrReplaceTempView(name)
         model_df = spark.sql(models.sql_text(model.layer, model.name))
         if model.name.endswith("_checked"):
             model_df = model_df.cache()
