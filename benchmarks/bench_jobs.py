@@ -9,6 +9,7 @@ import filecmp
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -147,7 +148,8 @@ class ScaleResult:
     incremental_summary: dict[str, Any] | None = None
     incremental_rows_out: int | None = None
     incremental_identical: bool | None = None  # the incremental CSV against the full run's (b)
-    incremental_marts_cells: list[dict[str, Any]] | None = None  # seconds per cell of (e)'s 03_marts notebook
+    pipeline_cells: list[dict[str, Any]] | None = None  # seconds per notebook cell of (b)
+    incremental_cells: list[dict[str, Any]] | None = None  # and of (e)
     versions: dict[str, str] = field(default_factory=dict)
     driver_memory: str | None = None  # None: Spark's default
     spark_metrics: dict[str, int] | None = None  # from the pipeline's Spark event log
@@ -221,29 +223,45 @@ def spark_metrics(event_log_dir: Path) -> dict[str, int] | None:
     return totals
 
 
+BUILT_MODEL = re.compile(r"""stage\.build\(\s*["']([a-z0-9_]+)["']""")
+
+
 def cell_name(source: list[str], tags: list[str]) -> str:
-    """A code cell's name for the report: its papermill tag, else its first assignment (what it makes), else
-    its first line of code."""
+    """A code cell's name for the report: its papermill tag, else the models it builds, else its first
+    assignment (what it makes), else its first line of code."""
     if tags:
         return tags[0]
+    built = BUILT_MODEL.findall("\n".join(source))
+    if built:
+        return "build " + ", ".join(built)
     code = [line for line in source if line.strip() and not line.lstrip().startswith("#")]
     assignments = [line for line in code if " = " in line and not line[0].isspace()]
     return (assignments or code or [""])[0]
 
 
-def notebook_cell_seconds(notebook_path: Path) -> list[dict[str, Any]] | None:
-    """Seconds per code cell of an executed notebook, from papermill's timing in the cell's metadata."""
-    if not notebook_path.is_file():
+def notebook_cell_seconds(notebooks_dir: Path) -> list[dict[str, Any]] | None:
+    """Seconds per code cell of a run's executed stage notebooks, from papermill's timing in each cell's
+    metadata: the time the run's summary puts in a notebook but in no model, cell by cell."""
+    paths = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
         return None
     cells = []
-    for cell in json.loads(notebook_path.read_text(encoding="utf-8"))["cells"]:
-        metadata = cell.get("metadata", {})
-        seconds = metadata.get("papermill", {}).get("duration")
-        if cell["cell_type"] != "code" or seconds is None:
-            continue
-        source = "".join(cell["source"]).splitlines()
-        name = cell_name(source, metadata.get("tags", []))
-        cells.append({"cell": name, "source": "\n".join(source), "seconds": float(seconds)})
+    for path in paths:
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            metadata = cell.get("metadata", {})
+            seconds = metadata.get("papermill", {}).get("duration")
+            if cell["cell_type"] != "code" or seconds is None:
+                continue
+            source = "".join(cell["source"]).splitlines()
+            cells.append(
+                {
+                    "notebook": path.name,
+                    "cell": cell_name(source, metadata.get("tags", [])),
+                    "models": BUILT_MODEL.findall("\n".join(source)),
+                    "source": "\n".join(source),
+                    "seconds": float(seconds),
+                }
+            )
     return cells
 
 
@@ -298,7 +316,7 @@ def run_incremental(result: ScaleResult, options: argparse.Namespace, env: dict[
         return
     result.incremental_summary = json.loads(summary_path.read_text(encoding="utf-8"))
     result.incremental_rows_out = data_rows(output)
-    result.incremental_marts_cells = notebook_cell_seconds(folder / "notebooks" / "03_marts.ipynb")
+    result.incremental_cells = notebook_cell_seconds(folder / "notebooks")
     full_csv = scratch / "pipeline" / "pipeline_output.csv"
     if result.summary is not None and full_csv.is_file():
         result.incremental_identical = filecmp.cmp(full_csv, output, shallow=False)
@@ -338,6 +356,7 @@ def run_scale(
         if result.pipeline.ok and summary_path.is_file():
             result.summary = json.loads(summary_path.read_text(encoding="utf-8"))
             result.pipeline_rows_out = data_rows(output)
+            result.pipeline_cells = notebook_cell_seconds(output.parent / "notebooks")
     if "incremental" in engines:
         run_incremental(result, options, env, scratch)
     if "contract" in engines:

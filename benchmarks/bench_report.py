@@ -395,6 +395,7 @@ class Column:
     label: str
     summary: dict[str, Any]
     run: ProcessRun
+    cells: list[dict[str, Any]] | None = None  # seconds per notebook cell (bench_jobs.notebook_cell_seconds)
 
 
 def stage_tables(results: list[ScaleResult]) -> list[str]:
@@ -478,7 +479,7 @@ def model_run(summary: dict[str, Any], model_name: str) -> dict[str, Any] | None
 def export_seconds(cells: list[dict[str, Any]] | None) -> float | None:
     """Seconds of the 03_marts cell writing the sorted feature CSV (and the rejects), from papermill's timing."""
     for cell in cells or []:
-        if "export_features" in cell["source"]:
+        if cell["notebook"].startswith("03") and "export_features" in cell["source"]:
             return float(cell["seconds"])
     return None
 
@@ -505,7 +506,7 @@ def incremental_summary_line(result: ScaleResult) -> str:
         text += f" {largest.removesuffix('.ipynb')} {verb} ({notebooks[largest]:.1f} s, {share:.0%} of the wall)."
     marts = next((seconds for name, seconds in notebooks.items() if name.startswith("03")), None)
     features = model_run(result.incremental_summary, "fct_invoice_features")
-    export = export_seconds(result.incremental_marts_cells)
+    export = export_seconds(result.incremental_cells)
     if marts is not None and features is not None and export is not None:
         seconds = float(features["seconds"])
         text += (
@@ -517,33 +518,41 @@ def incremental_summary_line(result: ScaleResult) -> str:
     return text
 
 
-def marts_cell_table(results: list[ScaleResult]) -> list[str]:
-    """Seconds per cell of (e)'s executed 03_marts notebook, one column per size."""
-    measured = [r for r in results if r.incremental_marts_cells]
+def cell_table(columns: list[Column]) -> list[str]:
+    """Seconds per notebook cell of each run, and of them the part outside the models the cell builds: where
+    the time in a notebook but in no model goes (sessions, finding what to recompute, profiles, charts, the CSV
+    export). Cells under 0.1 s in every run are left out."""
+    measured = [column for column in columns if column.cells]
     if not measured:
         return []
-    names: dict[str, dict[str, float]] = {}
-    for result in measured:
-        for cell in result.incremental_marts_cells or []:
-            name = cell["cell"] if len(cell["cell"]) <= 70 else cell["cell"][:67] + "..."
-            cells = names.setdefault(name, {})
-            cells[result.label] = cells.get(result.label, 0.0) + float(cell["seconds"])
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for column in measured:
+        for cell in column.cells or []:
+            seconds = float(cell["seconds"])
+            built = [model_run(column.summary, name) for name in cell.get("models", [])]
+            in_models = sum(float(model["seconds"]) for model in built if model is not None)
+            text = f"{seconds:.1f}" + (f" ({seconds - in_models:.1f})" if built else "")
+            cells = rows.setdefault((cell["notebook"], cell["cell"]), {})
+            cells[column.label] = text
     lines = [
-        "Seconds per cell of (e)'s executed 03_marts notebook (papermill's timing; each cell named by its "
-        "papermill tag, else its first assignment, else its first line):",
+        "Seconds per notebook cell (papermill's timing; a cell is named by its papermill tag, the models it "
+        "builds, or its first assignment), and in brackets the part outside the models it builds:",
         "",
-        "| cell | " + " | ".join(f"{r.label} (e)" for r in measured) + " |",
-        "|---|" + "---:|" * len(measured),
+        "| notebook | cell | " + " | ".join(column.label for column in measured) + " |",
+        "|---|---|" + "---:|" * len(measured),
     ]
-    for name, cells in names.items():
-        values = " | ".join(f"{cells[r.label]:.1f}" if r.label in cells else "-" for r in measured)
-        escaped = name.replace("|", "\\|")  # a pipe would end the table cell
-        lines.append(f"| `{escaped}` | {values} |")
+    for (notebook, name), cells in rows.items():
+        if all(float(text.split()[0]) < 0.1 for text in cells.values()):
+            continue
+        shown = name if len(name) <= 70 else name[:67] + "..."
+        escaped = shown.replace("|", "\\|")  # a pipe would end the table cell
+        values = " | ".join(cells.get(column.label, "-") for column in measured)
+        lines.append(f"| {notebook.removesuffix('.ipynb')} | `{escaped}` | {values} |")
     return [*lines, ""]
 
 
 def incremental_tables(results: list[ScaleResult]) -> list[str]:
-    """(e) beside (b) at each size, per notebook and per model, with what dominates said in words."""
+    """(e) beside (b) at each size, per notebook, model and cell, with what dominates said in words."""
     measured = [r for r in results if r.incremental is not None and r.incremental.ok and r.incremental_summary]
     if not measured:
         return ["No incremental run (e) succeeded, so there are no per-notebook seconds for it.", ""]
@@ -551,17 +560,24 @@ def incremental_tables(results: list[ScaleResult]) -> list[str]:
     for result in measured:
         assert result.incremental is not None and result.incremental_summary is not None
         if result.summary and result.pipeline:
-            columns.append(Column(f"{result.label} full (b)", result.summary, result.pipeline))
-        columns.append(Column(f"{result.label} incremental (e)", result.incremental_summary, result.incremental))
+            columns.append(Column(f"{result.label} full (b)", result.summary, result.pipeline, result.pipeline_cells))
+        columns.append(
+            Column(
+                f"{result.label} incremental (e)",
+                result.incremental_summary,
+                result.incremental,
+                result.incremental_cells,
+            )
+        )
     lines = [
-        "From (e)'s run_summary.json beside (b)'s at the same size, and papermill's timing of (e)'s 03_marts "
+        "From (e)'s run_summary.json beside (b)'s at the same size, and papermill's timing of their notebook "
         "cells. The feature CSV is one file sorted by invoice, so every run, incremental or not, writes all "
         "of it again.",
         "",
     ]
     for result in measured:
         lines += [incremental_summary_line(result), ""]
-    return [*lines, *stage_columns(columns), *marts_cell_table(results)]
+    return [*lines, *stage_columns(columns), *cell_table(columns)]
 
 
 def reproduce_command() -> str:
