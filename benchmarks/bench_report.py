@@ -639,8 +639,9 @@ def write_report(
         "- (c) **DuckDB** computing the same contract (`benchmarks/duckdb_contract.py`) in a fresh process;",
         "- (d) **Spark, the contract alone**: a fresh Python process that registers the extracts as (a) does, "
         "runs the pipeline's SQL models that the feature table depends on as temporary views in one session "
-        "(each `*_checked` model cached; the pipeline stores every model) and writes the feature CSV once with "
-        "`spark_etl.load.export_features`. No notebooks, kernels, stored models, profiles, rejects or reports. "
+        "(each `*_checked` model computed once, with `localCheckpoint`; the pipeline stores every model) and "
+        "writes the feature CSV once with `spark_etl.load.export_features`. No notebooks, kernels, stored "
+        "models, profiles, rejects or reports. "
         f"It runs at the unskewed sizes below {CONTRACT_MAX_SCALE:g}x; its ratios are taken at 1x and 100x.",
         "- (e) **the pipeline's incremental run of one day**, at each unskewed size (`--no-incremental` skips "
         "it): the extracts are split (`benchmarks/bench_delta.py`, cached beside them) into day 0 and the next "
