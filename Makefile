@@ -41,7 +41,8 @@ extracts: $(INSTALLED)
 docs: $(INSTALLED)
 	$(PY) -m spark_etl.registry --doc docs/models.md
 
-## bench: pipeline vs a bare Spark read and DuckDB at 1x, 10x, 100x (BENCH_SCALE=1000 adds 1000x); writes docs/benchmarks.md
+## bench: pipeline vs a bare Spark read and DuckDB, and a day's --incremental run vs a full one, at 1x, 10x, 100x
+## (BENCH_SCALE=1000 adds 1000x); writes docs/benchmarks.md
 bench: $(INSTALLED)
 	$(PY) benchmarks/bench.py
 

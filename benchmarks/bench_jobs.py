@@ -1,5 +1,6 @@
 """The jobs the benchmark measures at each size: (a) bare Spark, (b) the pipeline, (c) DuckDB, (d) the contract
-alone; the generated extracts they read, and the measurements they leave."""
+alone, (e) the pipeline's incremental run of one day on the warehouse of a full run of the day before; the
+generated extracts they read, and the measurements they leave."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import filecmp
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -16,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_delta import DaySplit, cached_split
 from bench_measure import ProcessRun, gib, measure, wait_for_quiet
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -48,8 +51,8 @@ def floor_job(extracts_dir: str) -> int:
 
 # The contract's models are the feature table and what it reads, in build order (registry.upstream); the rejects,
 # the row counts and the notebooks' profiles are left out. The staging models are views that several models read,
-# so the *_checked model under each is cached and its duplicate-check window runs once (the pipeline stores every
-# model instead).
+# so the *_checked model under each is computed once (localCheckpoint) and its duplicate-check window runs once
+# (the pipeline stores every model instead).
 CONTRACT_MODEL = "fct_invoice_features"
 
 
@@ -68,9 +71,16 @@ def contract_job(extracts_dir: str, output_path: str) -> int:
     register_extracts(spark, extracts_dir)
     models.register_parameters(spark, None)
     for model in registry.upstream(CONTRACT_MODEL):
+        for name in model.inputs:
+            if name.startswith(registry.STORED_PREFIX):  # a full run: no previous version to merge into
+                base = registry.model(name.removeprefix(registry.STORED_PREFIX))
+                spark.createDataFrame([], registry.schema_ddl(base)).createOrReplaceTempView(name)
         model_df = spark.sql(models.sql_text(model.layer, model.name))
         if model.name.endswith("_checked"):
-            model_df = model_df.cache()
+            # computed once, now; not cache(): Spark 3.4.0 joins a cached plan whose last shuffle adaptive
+            # execution coalesced as if it were not (SPARK-45282, fixed in 3.4.2), which gave wrong totals at 100x,
+            # and keeping adaptive execution off cached plans made this job 2.6 times slower at 1x
+            model_df = model_df.localCheckpoint()
         model_df.createOrReplaceTempView(model.name)
     rows = load.export_features(spark, filesystem.qualify(output_path))
     print(json.dumps({"rows": rows}))
@@ -131,6 +141,14 @@ class ScaleResult:
     identical: bool | None = None
     contract_rows_out: int | None = None
     contract_identical: bool | None = None  # the contract-alone CSV against DuckDB's
+    day_split: DaySplit | None = None  # day 0 and the delta of these extracts, for (e)
+    day0: ProcessRun | None = None  # the full run on day 0 whose warehouse (e) updates
+    incremental: ProcessRun | None = None  # (e)
+    incremental_summary: dict[str, Any] | None = None
+    incremental_rows_out: int | None = None
+    incremental_identical: bool | None = None  # the incremental CSV against the full run's (b)
+    pipeline_cells: list[dict[str, Any]] | None = None  # seconds per notebook cell of (b)
+    incremental_cells: list[dict[str, Any]] | None = None  # and of (e)
     versions: dict[str, str] = field(default_factory=dict)
     driver_memory: str | None = None  # None: Spark's default
     spark_metrics: dict[str, int] | None = None  # from the pipeline's Spark event log
@@ -145,7 +163,8 @@ class ScaleResult:
         return self.extracts.rows["invoices"] + self.extracts.rows["invoice_line_items"]
 
 
-RUN_NAMES = ("floor", "pipeline", "contract", "duckdb")
+RUN_NAMES = ("floor", "pipeline", "incremental", "contract", "duckdb")
+PROCESS_RUNS = (*RUN_NAMES, "day0")  # the ScaleResult fields holding a ProcessRun
 CONTRACT_MAX_SCALE = 1000.0  # (d) is compared at 1x and 100x; at 1000x it would only lengthen the run
 
 
@@ -162,8 +181,10 @@ def load_results(path: Path) -> tuple[list[ScaleResult], str]:
     results = []
     for item in document["results"]:
         extracts = item.pop("extracts")
-        runs = {name: item.pop(name, None) for name in RUN_NAMES}
+        runs = {name: item.pop(name, None) for name in PROCESS_RUNS}
+        day_split = item.pop("day_split", None)
         result = ScaleResult(**item, extracts=Extracts(Path(extracts["path"]), extracts["rows"]))
+        result.day_split = None if day_split is None else DaySplit.from_json(day_split)
         for name, run in runs.items():
             setattr(result, name, None if run is None else ProcessRun(**run))
         results.append(result)
@@ -201,6 +222,48 @@ def spark_metrics(event_log_dir: Path) -> dict[str, int] | None:
     return totals
 
 
+BUILT_MODEL = re.compile(r"""stage\.build\(\s*["']([a-z0-9_]+)["']""")
+
+
+def cell_name(source: list[str], tags: list[str]) -> str:
+    """A code cell's name for the report: its papermill tag, else the models it builds, else its first
+    assignment (what it makes), else its first line of code."""
+    if tags:
+        return tags[0]
+    built = BUILT_MODEL.findall("\n".join(source))
+    if built:
+        return "build " + ", ".join(built)
+    code = [line for line in source if line.strip() and not line.lstrip().startswith("#")]
+    assignments = [line for line in code if " = " in line and not line[0].isspace()]
+    return (assignments or code or [""])[0]
+
+
+def notebook_cell_seconds(notebooks_dir: Path) -> list[dict[str, Any]] | None:
+    """Seconds per code cell of a run's executed stage notebooks, from papermill's timing in each cell's
+    metadata: the time the run's summary puts in a notebook but in no model, cell by cell."""
+    paths = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        return None
+    cells = []
+    for path in paths:
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            metadata = cell.get("metadata", {})
+            seconds = metadata.get("papermill", {}).get("duration")
+            if cell["cell_type"] != "code" or seconds is None:
+                continue
+            source = "".join(cell["source"]).splitlines()
+            cells.append(
+                {
+                    "notebook": path.name,
+                    "cell": cell_name(source, metadata.get("tags", [])),
+                    "models": BUILT_MODEL.findall("\n".join(source)),
+                    "source": "\n".join(source),
+                    "seconds": float(seconds),
+                }
+            )
+    return cells
+
+
 def clean_env(repo: Path) -> dict[str, str]:
     """The environment for a measured process: the repo under test first on the path, no inherited gateway."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY_")}
@@ -216,6 +279,46 @@ def timed(
     if options.quiet_wait > 0:
         wait_for_quiet(options.quiet_below, options.quiet_wait)
     return measure(command, repo, env, options.timeout, log_dir)
+
+
+def pipeline_command(repo: Path, extracts_dir: Path, output: Path, event_log_dir: Path, scale: float) -> list[str]:
+    """The entry script as (b) runs it; (e) and the day-0 run it updates add their options to the same command,
+    so the three pay for the same event log and driver memory."""
+    entry = repo / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
+    event_log_dir.mkdir(parents=True)
+    command = [sys.executable, str(entry), "--extracts", str(extracts_dir), "--output", str(output), "--quiet"]
+    command += ["--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={event_log_dir.as_uri()}"]
+    if scale >= 1000:
+        command += ["--conf", f"spark.driver.memory={DRIVER_MEMORY_1000X}"]
+    return command
+
+
+def run_incremental(result: ScaleResult, options: argparse.Namespace, env: dict[str, str], scratch: Path) -> None:
+    """(e): a full run on day 0 into a warehouse of its own, then the day's delta with --incremental on the same
+    warehouse and output folder, as a daily schedule runs it. Its CSV is compared with (b)'s, which read day 0 and
+    the delta together."""
+    repo: Path = options.repo
+    day_split = result.day_split = cached_split(result.extracts.path)
+    folder = scratch / "incremental"
+    output, warehouse = folder / "pipeline_output.csv", folder / "warehouse"
+    command = pipeline_command(repo, Path(day_split.day0), output, folder / "eventlog-day0", result.scale)
+    result.day0 = timed([*command, "--warehouse", str(warehouse)], repo, env, options, folder / "logs-day0")
+    report_progress(result.label, "day 0", result.day0)
+    if not result.day0.ok:
+        return
+    command = pipeline_command(repo, Path(day_split.delta), output, folder / "eventlog", result.scale)
+    command += ["--incremental", "--warehouse", str(warehouse)]
+    result.incremental = timed(command, repo, env, options, folder / "logs")
+    report_progress(result.label, "incremental", result.incremental)
+    summary_path = folder / "run_summary.json"
+    if not result.incremental.ok or not summary_path.is_file():
+        return
+    result.incremental_summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    result.incremental_rows_out = data_rows(output)
+    result.incremental_cells = notebook_cell_seconds(folder / "notebooks")
+    full_csv = scratch / "pipeline" / "pipeline_output.csv"
+    if result.summary is not None and full_csv.is_file():
+        result.incremental_identical = filecmp.cmp(full_csv, output, shallow=False)
 
 
 def run_scale(
@@ -241,15 +344,10 @@ def run_scale(
             result.versions = json.loads(result.floor.stdout.strip().splitlines()[-1])
     if "pipeline" in engines:
         output = scratch / "pipeline" / "pipeline_output.csv"
-        output.parent.mkdir(parents=True)
-        entry = repo / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
         event_log_dir = scratch / "pipeline" / "eventlog"
-        event_log_dir.mkdir()
-        command = [python, str(entry), "--extracts", str(extracts.path), "--output", str(output), "--quiet"]
-        command += ["--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={event_log_dir.as_uri()}"]
+        command = pipeline_command(repo, extracts.path, output, event_log_dir, scale)
         if scale >= 1000:
             result.driver_memory = DRIVER_MEMORY_1000X
-            command += ["--conf", f"spark.driver.memory={DRIVER_MEMORY_1000X}"]
         result.pipeline = timed(command, repo, env, options, scratch / "pipeline" / "logs")
         result.spark_metrics = spark_metrics(event_log_dir)
         report_progress(label, "pipeline", result.pipeline)
@@ -257,6 +355,9 @@ def run_scale(
         if result.pipeline.ok and summary_path.is_file():
             result.summary = json.loads(summary_path.read_text(encoding="utf-8"))
             result.pipeline_rows_out = data_rows(output)
+            result.pipeline_cells = notebook_cell_seconds(output.parent / "notebooks")
+    if "incremental" in engines:
+        run_incremental(result, options, env, scratch)
     if "contract" in engines:
         output = scratch / "contract" / "contract_output.csv"
         command = [python, str(BENCH_DIR / "bench.py"), "--contract", str(extracts.path), str(output)]
