@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import pg_server  # noqa: E402
 from extracts_generator import generate  # noqa: E402
-from spark_etl import extract, jdbc, load, serving  # noqa: E402
+from spark_etl import extract, jdbc, serving, versions  # noqa: E402
 from spark_etl.session import spark_session  # noqa: E402
 
 
@@ -79,7 +79,15 @@ def main() -> None:
         report(
             f"extract (one snapshot, 4 tables to Parquet): {seconds:.1f} s, {rows_read / seconds:,.0f} rows/s ({parts})"
         )
-        features_df = load.read_parquet(spark, str(output.parent / "warehouse" / "marts" / "fct_invoice_features"))
+        # the features of the warehouse's current version, where the pipeline run above published them
+        warehouse = str(output.parent / "warehouse")
+        manifest, _ = versions.current(spark, warehouse)
+        assert manifest is not None, f"{warehouse} has no current version"
+        features_df = versions.read_folders(
+            spark,
+            [f"{warehouse}/{folder}" for folder in manifest.folders("fct_invoice_features")],
+            manifest.schema("fct_invoice_features"),
+        )
         started = time.perf_counter()
         loaded = serving.load_features(spark, database, "features", features_df)
         seconds = time.perf_counter() - started
