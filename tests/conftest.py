@@ -42,6 +42,18 @@ def run_pipeline(
     )
 
 
+def start_pipeline(*args: str) -> subprocess.Popen[str]:
+    """The entry script started in the background, for tests that act on a run while it runs."""
+    return subprocess.Popen(
+        [sys.executable, str(ENTRY_SCRIPT), *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def assert_notebooks_clean(output_dir: Path) -> None:
     """Each executed notebook is kept, is valid nbformat and holds no error output."""
     for name in NOTEBOOKS:

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ENTRY_SCRIPT, PROJECT_DIR, run_pipeline
+from conftest import PROJECT_DIR, run_pipeline, start_pipeline
 from extracts_generator import generate
 from spark_etl import run_files
 
@@ -43,17 +43,6 @@ def published_files(output_dir: Path) -> dict[str, bytes]:
     paths = [output_dir / name for name in names]
     paths += sorted((output_dir / "notebooks").iterdir()) + sorted((output_dir / "reports").iterdir())
     return {str(path.relative_to(output_dir)): path.read_bytes() for path in paths}
-
-
-def start_pipeline(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(ENTRY_SCRIPT), *args],
-        cwd=PROJECT_DIR,
-        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_for_a_running_cell(output_dir: Path, process: subprocess.Popen[str]) -> Path:

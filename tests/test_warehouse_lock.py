@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENTRY_SCRIPT, PROJECT_DIR, run_pipeline
+from conftest import PROJECT_DIR, run_pipeline, start_pipeline
 from extracts_generator import generate
 from spark_etl import run_files, warehouse_lock
 from spark_etl.warehouse_lock import Holder, LockFolderError, WarehouseLock, WarehouseLockedError
@@ -289,17 +289,6 @@ def small_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("small_extracts")
     generate(folder, seed=11, scale=0.02, unpaid_rate=0.1, bad_rows=3)
     return folder
-
-
-def start_pipeline(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(ENTRY_SCRIPT), *args],
-        cwd=PROJECT_DIR,
-        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def assert_only_models(warehouse: Path) -> None:
