@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import jobs_in_group
-from spark_etl import constraints, models, registry
+from spark_etl import constraints, models, registry, source_state
 
 
 @pytest.fixture
@@ -86,6 +86,7 @@ def test_building_a_model_checks_its_key(session: SparkSession, tmp_path: Path) 
     ).createOrReplaceTempView("stg_invoices_checked")
     stage = models.Stage(session, "staging", str(tmp_path / "warehouse"))
     stage.use_base("stg_accounts", "stg_skus", "stg_invoices")  # empty, as in a full run
+    source_state.register_withdrawn(session, {})  # nothing withdrawn, as on the CSV path
     with pytest.raises(
         constraints.ConstraintError, match=re.escape('stg_invoices: duplicate key, e.g. {"invoice_id":5}')
     ):

@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import jobs_in_group, raw_columns, register_strings
-from spark_etl import models, notebook_display, quality
+from spark_etl import models, notebook_display, quality, source_state
 
 
 @pytest.fixture
@@ -36,6 +36,7 @@ def test_a_built_model_profile_is_observed_during_its_write(session: SparkSessio
     )
     stage = models.Stage(session, "staging", str(tmp_path / "warehouse"))
     stage.use_base("stg_accounts", "stg_skus", "stg_invoices")  # empty, as in a full run
+    source_state.register_withdrawn(session, {})  # nothing withdrawn, as on the CSV path
     stage.build("stg_skus_checked")
     session.sparkContext.setJobGroup("profiled_build", "a build with its profile")
     stored_df = stage.build("stg_skus", profile=True)
