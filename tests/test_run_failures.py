@@ -284,3 +284,15 @@ def test_publishing_names_the_published_place_in_the_notebooks_and_reports(tmp_p
     for name in ("features.csv", "rejects.csv", "run_summary.json"):
         assert (tmp_path / name).samefile(paths.version_outputs / name)
     assert (tmp_path / "features.csv").read_text(encoding="utf-8") == "features.csv\n"
+
+
+def test_where_the_pointer_is_out_of_reach_the_newest_versions_files_stay(tmp_path: Path) -> None:
+    """A warehouse on hdfs: or s3a: cannot be read from the entry script, so the output folder keeps the files of
+    the newest --keep-versions runs, this one among them."""
+    paths = run_files.RunPaths("20990103T000000Z_cccccc", "extracts", "hdfs://nn/warehouse", tmp_path / "features.csv")
+    for run_id in ("20990101T000000Z_aaaaaa", "20990102T000000Z_bbbbbb", paths.run_id):
+        (tmp_path / "versions" / run_id).mkdir(parents=True)
+    kept = run_files.newest_versions(paths, 2)
+    assert kept == ["20990102T000000Z_bbbbbb", "20990103T000000Z_cccccc"]
+    run_files.remove_output_versions(tmp_path, kept)
+    assert sorted(path.name for path in (tmp_path / "versions").iterdir()) == kept

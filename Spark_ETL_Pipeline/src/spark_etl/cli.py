@@ -378,12 +378,16 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
                 versions.switch_pointer(versions.LocalFiles(), paths.warehouse, paths.run_id, options.keep_versions)
             run_files.publish(paths, [paths.output.name, "rejects.csv"])
             pointer = run_files.local_pointer(paths.warehouse)
-            if pointer is not None:
-                run_files.remove_output_versions(paths.output_dir, pointer["history"])
+            # the kept versions' files stay; elsewhere the pointer is out of reach: the newest N (run ids sort by time)
+            kept = (
+                pointer["history"] if pointer is not None else run_files.newest_versions(paths, options.keep_versions)
+            )
+            run_files.remove_output_versions(paths.output_dir, kept)
         except BaseException as error:
             failure = failure_of(error, options, paths, termination)
             pointer = run_files.local_pointer(paths.warehouse)
-            if pointer is None or pointer["version"] != paths.run_id:  # not committed: its CSVs go with it
+            is_committed = pointer is not None and pointer["version"] == paths.run_id
+            if run_files.is_local(paths.warehouse) and not is_committed:  # its CSVs go with it
                 run_files.remove_uncommitted(paths)
             console.detail(traceback.format_exc())
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
@@ -420,7 +424,7 @@ def repair_published(paths: RunPaths, console: Console) -> None:
 def rollback(options: argparse.Namespace, paths: RunPaths, console: Console) -> int:
     """Make the previous committed version current again and publish its kept CSVs and summary; no Spark."""
     pointer = run_files.local_pointer(paths.warehouse)
-    if "://" in paths.warehouse and not paths.warehouse.startswith("file:"):
+    if not run_files.is_local(paths.warehouse):
         raise RunFailedError(f"--rollback needs a warehouse on this machine, not {paths.warehouse}", EXIT_BAD_INPUT)
     if pointer is None or len(pointer["history"]) < 2:
         raise RunFailedError(f"--rollback: {paths.warehouse} has no earlier version kept", EXIT_BAD_INPUT)

@@ -245,6 +245,14 @@ def remove_uncommitted(paths: RunPaths) -> None:
         paths.version_outputs.parent.rmdir()
 
 
+def newest_versions(paths: RunPaths, count: int) -> list[str]:
+    """The newest `count` versions whose files are kept here, this run's among them (run ids sort by start
+    time): what stays when the warehouse's pointer cannot be read from here."""
+    root = paths.output_dir / OUTPUT_VERSIONS
+    names = sorted({paths.run_id, *(folder.name for folder in root.iterdir() if folder.is_dir())})
+    return names[-max(1, count) :]
+
+
 def remove_output_versions(output_dir: Path, kept: list[str]) -> None:
     """Delete the kept files of versions the warehouse no longer keeps, and of runs that never committed."""
     root = output_dir / OUTPUT_VERSIONS
