@@ -63,13 +63,14 @@ def contract_job(extracts_dir: str, output_path: str) -> int:
     No notebooks, kernels, stored models, profiles, charts or reports, so its time is what this SQL costs Spark
     with nothing around it, set beside the pipeline's in the report.
     """
-    from spark_etl import filesystem, load, models, registry
+    from spark_etl import filesystem, load, models, registry, source_state
     from spark_etl.extract import register_extracts
     from spark_etl.session import spark_session
 
     spark = spark_session("benchmark_contract")
     register_extracts(spark, extracts_dir)
     models.register_parameters(spark, None)
+    source_state.register_withdrawn(spark, {})  # a full run from files: no key is withdrawn
     for model in registry.upstream(CONTRACT_MODEL):
         for name in model.inputs:
             if name.startswith(registry.STORED_PREFIX):  # a full run: no previous version to merge into
