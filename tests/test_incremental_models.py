@@ -92,6 +92,7 @@ def merged(spark: SparkSession) -> SparkSession:
         if model.name in ("stg_checked_rows", "stg_rejects", "stg_row_counts"):
             continue
         run_view(session, "staging", model.name)
+    increments.register_changes(session)
     return session
 
 
@@ -146,9 +147,17 @@ def test_a_month_only_a_reprice_touches_is_recomputed_for_totals_only(spark: Spa
     for table in ("accounts", "invoices", "invoice_line_items"):
         register_strings(session, f"raw_{table}", raw_columns(table), [])
     register_strings(session, "raw_skus", raw_columns("skus"), [("B", "b", "b", "1", "2.01", None)])
-    for model in ("stg_skus_checked", "stg_skus", "stg_invoices_checked", "stg_invoices"):
+    for model in (
+        "stg_accounts_checked",
+        "stg_accounts",
+        "stg_skus_checked",
+        "stg_skus",
+        "stg_invoices_checked",
+        "stg_invoices",
+    ):
         run_view(session, "staging", model)
     run_view(session, "staging", "stg_invoice_line_items_checked")
+    increments.register_changes(session)
     run_view(session, "staging", "stg_invoice_line_items")
     assert increments.line_months(session, is_incremental=True) == []
     assert increments.total_months(session, True, []) == ["2021-01"]

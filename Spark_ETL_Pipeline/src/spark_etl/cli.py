@@ -138,7 +138,7 @@ def spark_conf(options: argparse.Namespace) -> dict[str, str]:
 
 def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float) -> dict[str, Any]:
     staging, intermediate, marts = (run.metrics for run in runs)
-    totals_written = next(m["rows"] for m in intermediate["models"] if m["model"] == "int_invoice_totals")
+    features_written = next(m["rows"] for m in marts["models"] if m["model"] == "fct_invoice_features")
     return {
         "status": "succeeded",
         "mode": "incremental" if options.incremental else "full",
@@ -151,7 +151,9 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         "source_changes": staging.get("source_changes"),
         "line_months_rewritten": staging["line_months"],
         "total_months_recomputed": intermediate["total_months"],
-        "invoices_recomputed": totals_written,
+        "daily_months_recomputed": intermediate["daily_months"],
+        "feature_months_recomputed": marts["feature_months"],
+        "invoices_recomputed": features_written,
         "accounts_recomputed": intermediate["accounts_recomputed"],
         "as_of": intermediate["as_of"],
         "as_of_given": options.as_of is not None,

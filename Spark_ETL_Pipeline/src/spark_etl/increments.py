@@ -1,113 +1,88 @@
-"""What an incremental run must recompute: the issue months of the partitioned models that its delta can change.
+"""What an incremental run must recompute: the issue months of the partitioned models that its delta can change,
+and the accounts whose daily counts it recomputes.
 
-A month's lines change when an invoice of it gets lines from the delta (they replace its stored ones), when an
-invoice moves in or out of it (a changed issue date), or when a SKU its lines name appears or disappears (a line's
-`is_known_sku` is judged against today's SKUs). From the database (source_state.py) also when an invoice of it is
-withdrawn and not back as a usable row (deleted, or changed into a rejected row: its lines and totals row go) or
-when its lines are withdrawn (changed or all deleted). A month's totals change with its lines, with its invoices
-(a new or changed invoice has a totals row) and with the price of a SKU its lines name. Every other month's stored
-rows are exactly what a full run would compute again, so the run's version takes them from the previous version.
+Staging keeps the invoices and accounts the delta changes (INVOICE_CHANGES, ACCOUNT_CHANGES) in the run's version,
+a few rows read by the later stages. From them:
+- lines (stg_invoice_line_items): the months of invoices that get delta lines, that move or that the database
+  withdrew, and of lines naming a SKU that appeared or disappeared (`is_known_sku` is judged against today's SKUs);
+- totals (int_invoice_totals): those, the months of new invoices and of lines naming a repriced SKU;
+- daily counts (int_account_daily_invoices): the accounts whose (account, day) counts changed (a new, moved,
+  re-assigned or withdrawn invoice), recomputed from their whole history, in every month from the earliest
+  changed day on (a day's windows depend only on the days before it);
+- features (fct_invoice_features): the months of every changed invoice (a payment too), of a changed account's
+  invoices, those rewritten above, and those whose is_late a move of as_of can flip.
+Every other month's stored rows are exactly what a full run would compute again, so the run's version takes them
+from the previous version.
 
-Each function answers None in a full run (there is no previous version: every month is computed) and otherwise
-the sorted months, a handful of short strings: the only values brought to the driver.
+Each function answers None in a full run (there is no previous version: everything is computed) and otherwise
+sorted months or a count: a handful of short values, the only ones brought to the driver.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from datetime import date, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-# the staging models holding the delta, which the intermediate stage reads to find the months to recompute
-DELTA_MODELS = ("stg_invoices_checked", "stg_invoice_line_items_checked")
+from spark_etl import load
+from spark_etl.versions import RunVersion
 
-# views: the delta's checked models, the run's merged stg_invoices and stg_skus, and stored_<model> (the previous
-# version); the query texts are constants, no value is formatted into them
-DELTA_MONTHS = """
+# The months whose lines an incremental run rewrites, besides those naming a SKU that came or went. Views: the
+# delta's stg_invoice_line_items_checked (partition_month: its invoice's month now), changed_invoices (INVOICE_CHANGES),
+# withdrawn_invoice_line_items and stored_stg_invoices. An invoice that did not move keeps its month, so the month
+# its delta lines are filed under is also the month its stored lines are in; a moved or withdrawn invoice's months
+# before and after are in changed_invoices. No stored row is scanned but those of invoices whose lines the database
+# withdrew.
+LINE_MONTHS = """
 with
 
-delta_invoices as (
-    select invoice_id, issue_date from stg_invoices_checked
-    where reject_reason is null and not is_collapsed
+delta_lines as (
+    -- an invoice whose lines the delta replaces
+    select stg_invoice_line_items_checked.partition_month as month
+    from stg_invoice_line_items_checked
+    where stg_invoice_line_items_checked.reject_reason is null
+        or stg_invoice_line_items_checked.reject_reason = 'unknown_sku'
 ),
 
-delta_line_invoices as (
-    select distinct invoice_id from stg_invoice_line_items_checked
-    where reject_reason is null or reject_reason = 'unknown_sku'
+moved as (
+    -- an invoice moved to another month or withdrawn: its lines leave the month they were in, and follow it
+    select
+        date_format(changed_invoices.old_issue_date, 'yyyy-MM') as old_month,
+        date_format(changed_invoices.new_issue_date, 'yyyy-MM') as new_month
+    from changed_invoices
+    where changed_invoices.old_issue_date is not null
+        and not date_format(changed_invoices.old_issue_date, 'yyyy-MM')
+        <=> date_format(changed_invoices.new_issue_date, 'yyyy-MM')
 ),
 
-line_months as (
-    -- an invoice whose lines the delta replaces: its month now and the month its stored lines are in
-    select date_format(stg_invoices.issue_date, 'yyyy-MM') as new_month,
-        date_format(stored_stg_invoices.issue_date, 'yyyy-MM') as old_month
-    from delta_line_invoices
-    inner join stg_invoices
-        on delta_line_invoices.invoice_id = stg_invoices.invoice_id
-    left join stored_stg_invoices
-        on delta_line_invoices.invoice_id = stored_stg_invoices.invoice_id
-),
-
-invoice_months as (
-    -- a new or changed invoice: its month now, and the month it was in
-    select date_format(delta_invoices.issue_date, 'yyyy-MM') as new_month,
-        date_format(stored_stg_invoices.issue_date, 'yyyy-MM') as old_month,
-        stored_stg_invoices.invoice_id is not null
-            and date_format(delta_invoices.issue_date, 'yyyy-MM')
-            <> date_format(stored_stg_invoices.issue_date, 'yyyy-MM') as is_moved
-    from delta_invoices
-    left join stored_stg_invoices
-        on delta_invoices.invoice_id = stored_stg_invoices.invoice_id
+withdrawn_lines as (
+    -- from the database: an invoice whose lines were changed or all deleted
+    select /*+ broadcast(withdrawn_invoice_line_items) */
+        date_format(stored_stg_invoices.issue_date, 'yyyy-MM') as month
+    from stored_stg_invoices
+    inner join withdrawn_invoice_line_items
+        on stored_stg_invoices.invoice_id = withdrawn_invoice_line_items.invoice_id
 ),
 
 months as (
-    select new_month as month, 'lines' as reason from line_months
+    select delta_lines.month as month from delta_lines
     union all
-    select old_month as month, 'lines' as reason from line_months
+    select moved.old_month as month from moved
     union all
-    select new_month as month, if(is_moved, 'lines', 'invoices') as reason from invoice_months
+    select moved.new_month as month from moved
     union all
-    select old_month as month, if(is_moved, 'lines', 'invoices') as reason from invoice_months
+    select withdrawn_lines.month as month from withdrawn_lines
 )
 
-select distinct month, reason from months where month is not null
+select distinct months.month as month from months where months.month is not null
 """
 
-# views: as DELTA_MONTHS's, and withdrawn_invoices and withdrawn_invoice_line_items (registry.WITHDRAWN_VIEWS), which
-# only the staging stage has: the intermediate stage takes the line months the staging stage rewrote
-WITHDRAWN_MONTHS = """
-with
-
-delta_invoices as (
-    select invoice_id from stg_invoices_checked
-    where reject_reason is null and not is_collapsed
-),
-
-gone_invoices as (
-    -- withdrawn and not back as a usable row: its stored lines and totals row leave the month it was in
-    select withdrawn_invoices.invoice_id
-    from withdrawn_invoices
-    left anti join delta_invoices
-        on withdrawn_invoices.invoice_id = delta_invoices.invoice_id
-),
-
-months as (
-    select date_format(stored_stg_invoices.issue_date, 'yyyy-MM') as month
-    from gone_invoices
-    inner join stored_stg_invoices
-        on gone_invoices.invoice_id = stored_stg_invoices.invoice_id
-    union all
-    -- an invoice whose lines were withdrawn: the month its stored lines are in, and its month now
-    select date_format(stored_stg_invoices.issue_date, 'yyyy-MM') as month
-    from withdrawn_invoice_line_items
-    inner join stored_stg_invoices
-        on withdrawn_invoice_line_items.invoice_id = stored_stg_invoices.invoice_id
-    union all
-    select date_format(stg_invoices.issue_date, 'yyyy-MM') as month
-    from withdrawn_invoice_line_items
-    inner join stg_invoices
-        on withdrawn_invoice_line_items.invoice_id = stg_invoices.invoice_id
-)
-
-select distinct month from months where month is not null
+# The months of the invoices that are new (a totals row to add). View: changed_invoices.
+NEW_INVOICE_MONTHS = """
+select distinct date_format(changed_invoices.new_issue_date, 'yyyy-MM') as month
+from changed_invoices
+where changed_invoices.old_issue_date is null and changed_invoices.new_issue_date is not null
 """
 
 CHANGED_SKUS = """
@@ -122,8 +97,8 @@ where stg_skus.item_id is null
 """
 
 
-def _months(spark: SparkSession, query: str) -> list[tuple[str, str]]:
-    return [(str(row["month"]), str(row["reason"])) for row in spark.sql(query).collect()]
+def _months(spark: SparkSession, query: str) -> set[str]:
+    return {str(row["month"]) for row in spark.sql(query).collect()}
 
 
 def changed_skus(spark: SparkSession) -> tuple[list[str], list[str]]:
@@ -145,13 +120,13 @@ def months_naming(spark: SparkSession, lines_view: str, item_ids: list[str]) -> 
 
 
 def line_months(spark: SparkSession, is_incremental: bool) -> list[str] | None:
-    """The months of stg_invoice_line_items the run rewrites. Needs the delta's checked models, the merged
-    stg_invoices and stg_skus, stored_stg_invoices, stored_stg_skus and (all months of)
-    stored_stg_invoice_line_items, and the withdrawn_<table> views registered."""
+    """The months of stg_invoice_line_items the run rewrites (LINE_MONTHS, and those holding a stored line that
+    names a SKU added or removed). Needs the delta's checked models, changed_invoices, the merged stg_skus,
+    stored_stg_invoices, stored_stg_skus and (all months of) stored_stg_invoice_line_items, and the withdrawn_<table>
+    views registered."""
     if not is_incremental:
         return None
-    months = {month for month, reason in _months(spark, DELTA_MONTHS) if reason == "lines"}
-    months |= {str(row["month"]) for row in spark.sql(WITHDRAWN_MONTHS).collect()}
+    months = _months(spark, LINE_MONTHS)
     added_or_removed, _ = changed_skus(spark)
     months |= months_naming(spark, "stored_stg_invoice_line_items", added_or_removed)
     return sorted(months)
@@ -159,11 +134,12 @@ def line_months(spark: SparkSession, is_incremental: bool) -> list[str] | None:
 
 def total_months(spark: SparkSession, is_incremental: bool, line_months: list[str] | None) -> list[str] | None:
     """The months of int_invoice_totals the run recomputes: every month whose lines the staging stage rewrote
-    (`line_months`), and those whose invoices or prices changed. Needs the views DELTA_MONTHS and CHANGED_SKUS
-    read, with the run's stg_invoice_line_items (all months)."""
+    (`line_months`), those of new invoices, and those holding a line that names a SKU added, removed or repriced.
+    A changed invoice that stays in its month keeps its totals row (it holds nothing of the invoice but its month).
+    Needs changed_invoices, the SKU views CHANGED_SKUS reads and the run's stg_invoice_line_items (all months)."""
     if not is_incremental:
         return None
-    months = {month for month, _ in _months(spark, DELTA_MONTHS)} | set(line_months or [])
+    months = _months(spark, NEW_INVOICE_MONTHS) | set(line_months or [])
     added_or_removed, repriced = changed_skus(spark)
     months |= months_naming(spark, "stg_invoice_line_items", added_or_removed + repriced)
     return sorted(months)
@@ -177,3 +153,204 @@ def restrict_invoices(spark: SparkSession, months: list[str] | None) -> None:
     invoices_df = spark.table("stg_invoices")
     month = F.date_format(invoices_df["issue_date"], "yyyy-MM")
     invoices_df.where(month.isin(months)).createOrReplaceTempView("stg_invoices")
+
+
+# The invoices an incremental run changes, kept in its version (CHANGES_DIR) for the stages after staging: one row
+# per accepted delta invoice, with its stored account and issue date (null for a new one), and one per invoice the
+# database withdrew that is not back as a usable row (new columns null). Views: the delta's stg_invoices_checked,
+# stored_stg_invoices and withdrawn_invoices.
+INVOICE_CHANGES = """
+with
+
+delta_invoices as (
+    select invoice_id, account_id, issue_date from stg_invoices_checked
+    where reject_reason is null and not is_collapsed
+),
+
+gone_invoices as (
+    select withdrawn_invoices.invoice_id as invoice_id
+    from withdrawn_invoices
+    left anti join delta_invoices
+        on withdrawn_invoices.invoice_id = delta_invoices.invoice_id
+),
+
+changed_keys as (
+    select delta_invoices.invoice_id as invoice_id from delta_invoices
+    union all
+    select gone_invoices.invoice_id as invoice_id from gone_invoices
+),
+
+stored as (
+    -- the few changed keys are broadcast over the stored rows: no shuffle of the stored invoices
+    select /*+ broadcast(changed_keys) */
+        stored_stg_invoices.invoice_id as invoice_id,
+        stored_stg_invoices.account_id as account_id,
+        stored_stg_invoices.issue_date as issue_date
+    from stored_stg_invoices
+    inner join changed_keys
+        on stored_stg_invoices.invoice_id = changed_keys.invoice_id
+),
+
+final as (
+    select
+        delta_invoices.invoice_id as invoice_id,
+        stored.account_id as old_account_id,
+        stored.issue_date as old_issue_date,
+        delta_invoices.account_id as new_account_id,
+        delta_invoices.issue_date as new_issue_date
+    from delta_invoices
+    left join stored
+        on delta_invoices.invoice_id = stored.invoice_id
+    union all
+    select
+        gone_invoices.invoice_id as invoice_id,
+        stored.account_id as old_account_id,
+        stored.issue_date as old_issue_date,
+        cast(null as bigint) as new_account_id,
+        cast(null as date) as new_issue_date
+    from gone_invoices
+    inner join stored
+        on gone_invoices.invoice_id = stored.invoice_id
+)
+
+select * from final
+"""
+
+# The accounts whose row an incremental run changes: accepted delta rows and, from the database, withdrawn keys.
+# Views: the delta's stg_accounts_checked and withdrawn_accounts.
+ACCOUNT_CHANGES = """
+select stg_accounts_checked.account_id as account_id
+from stg_accounts_checked
+where stg_accounts_checked.reject_reason is null and not stg_accounts_checked.is_collapsed
+union
+select withdrawn_accounts.account_id as account_id
+from withdrawn_accounts
+"""
+
+# The (account, issue day) pairs whose invoice count changed: where a new, moved, re-assigned or withdrawn invoice
+# was and is. A payment changes none. View: changed_invoices.
+CHANGED_ACCOUNT_DAYS = """
+with
+
+moved as (
+    select * from changed_invoices
+    where not (changed_invoices.old_account_id <=> changed_invoices.new_account_id
+        and changed_invoices.old_issue_date <=> changed_invoices.new_issue_date)
+),
+
+days as (
+    select moved.old_account_id as account_id, moved.old_issue_date as issue_date from moved
+    where moved.old_issue_date is not null
+    union all
+    select moved.new_account_id as account_id, moved.new_issue_date as issue_date from moved
+    where moved.new_issue_date is not null
+)
+
+select distinct days.account_id as account_id, days.issue_date as issue_date from days
+"""
+
+CHANGES_DIR = "changes"  # beside a version's layers: what its run changed, read by the stages after staging
+CHANGE_VIEWS = {"changed_invoices": INVOICE_CHANGES, "changed_accounts": ACCOUNT_CHANGES}
+
+
+def month_of(day: date) -> str:
+    return day.strftime("%Y-%m")
+
+
+def register_changes(spark: SparkSession) -> None:
+    """Register INVOICE_CHANGES and ACCOUNT_CHANGES as views, computed where they are read (tests; a run keeps
+    them: store_changes)."""
+    for view, query in CHANGE_VIEWS.items():
+        spark.sql(query).createOrReplaceTempView(view)
+
+
+def store_changes(spark: SparkSession, run_version: RunVersion) -> None:
+    """Keep the keys an incremental run's delta changes in its version and register them as views (see
+    INVOICE_CHANGES, ACCOUNT_CHANGES); a full run changes everything and keeps none. Staging calls this once its
+    merged models are built, while the delta and the withdrawn keys are registered."""
+    if run_version.base is None:
+        return
+    for view, query in CHANGE_VIEWS.items():
+        path = f"{run_version.folder}/{CHANGES_DIR}/{view}"
+        load.write_parquet(spark.sql(query), path)
+        load.read_parquet(spark, path).createOrReplaceTempView(view)
+
+
+def use_changes(spark: SparkSession, run_version: RunVersion) -> None:
+    """Register what staging kept of an incremental run's changes (store_changes); nothing in a full run."""
+    if run_version.base is None:
+        return
+    for view in CHANGE_VIEWS:
+        load.read_parquet(spark, f"{run_version.folder}/{CHANGES_DIR}/{view}").createOrReplaceTempView(view)
+
+
+def daily_months(spark: SparkSession, run_version: RunVersion) -> list[str] | None:
+    """The months of int_account_daily_invoices an incremental run rewrites: from the earliest changed account-day
+    on, since a day's counts depend on the account's days before it only. None in a full run: every month."""
+    if run_version.base is None:
+        return None
+    days_df = spark.sql(CHANGED_ACCOUNT_DAYS)
+    changed = _distinct_months(days_df, "issue_date")
+    if not changed:
+        return []
+    first = min(changed)
+    stored = run_version.base.partitions("int_account_daily_invoices")
+    return sorted({month for month in stored if month >= first} | changed)
+
+
+def restrict_to_changed_accounts(spark: SparkSession, run_version: RunVersion) -> int | None:
+    """For an incremental run's int_account_daily_invoices: narrow stg_invoices to the accounts whose days changed
+    (recomputed from their whole history) and stored_int_account_daily_invoices to the other accounts (their
+    stored rows of the months rewritten stay). Returns the accounts recomputed; None in a full run (all)."""
+    if run_version.base is None:
+        return None
+    accounts_df = spark.sql(CHANGED_ACCOUNT_DAYS).select("account_id").distinct()
+    invoices_df = spark.table("stg_invoices")
+    invoices_df.join(F.broadcast(accounts_df), "account_id", "left_semi").createOrReplaceTempView("stg_invoices")
+    stored_df = spark.table("stored_int_account_daily_invoices")
+    stored_df.join(F.broadcast(accounts_df), "account_id", "left_anti").createOrReplaceTempView(
+        "stored_int_account_daily_invoices"
+    )
+    return accounts_df.count()
+
+
+def as_of_months(old: date | None, new: date | None, months: list[str]) -> set[str]:
+    """The months (of `months`) holding an unpaid invoice whose is_late a move of as_of from `old` to `new` can
+    flip: issued in [earlier - 30, later - 31] (late once as_of is more than 30 days after issue)."""
+    if old == new or old is None or new is None:
+        return set(months) if old != new else set()
+    first, last = month_of(min(old, new) - timedelta(days=31)), month_of(max(old, new) - timedelta(days=30))
+    return {month for month in months if first <= month <= last}
+
+
+def feature_months(spark: SparkSession, run_version: RunVersion) -> list[str] | None:
+    """The months of fct_invoice_features an incremental run recomputes: those of every changed invoice (before
+    and after, a payment too), of the invoices of a changed account (acct_age), those whose totals or daily counts
+    the run rewrote, and those whose is_late the move of as_of (stored_int_as_of_date to int_as_of_date) can flip.
+    None in a full run: every month."""
+    if run_version.base is None:
+        return None
+    months = set(run_version.base.partitions("fct_invoice_features"))
+    old_as_of, new_as_of = (_as_of(spark, view) for view in ("stored_int_as_of_date", "int_as_of_date"))
+    changed = as_of_months(old_as_of, new_as_of, sorted(months))
+    for model_name in ("int_invoice_totals", "int_account_daily_invoices"):
+        rewritten = run_version.rewritten("intermediate", model_name)
+        changed |= set(months if rewritten is None else rewritten)
+    changed_df = spark.table("changed_invoices")
+    for column in ("old_issue_date", "new_issue_date"):
+        changed |= _distinct_months(changed_df.where(F.col(column).isNotNull()), column)
+    accounts_df = spark.table("changed_accounts")
+    if accounts_df.take(1):
+        invoices_df = spark.table("stg_invoices").join(F.broadcast(accounts_df), "account_id", "left_semi")
+        changed |= _distinct_months(invoices_df, "issue_date")
+    return sorted(changed)
+
+
+def _as_of(spark: SparkSession, view: str) -> date | None:
+    row = spark.table(view).select("as_of_date").first()
+    return None if row is None else row["as_of_date"]
+
+
+def _distinct_months(df: DataFrame, date_column: str) -> set[str]:
+    """The issue months of a few rows: short strings, the only values brought to the driver."""
+    return {str(row[0]) for row in df.select(F.date_format(date_column, "yyyy-MM")).distinct().collect()}

@@ -165,9 +165,10 @@ MODELS: tuple[Model, ...] = (
         "intermediate",
         "int_account_daily_invoices",
         "stored",
-        ("stg_invoices",),
+        ("stg_invoices", "stored_int_account_daily_invoices"),
         "one row per account and issue day",
         ("account_id", "issue_date"),
+        partition_by="partition_month",
     ),
     Model(
         "intermediate",
@@ -187,6 +188,7 @@ MODELS: tuple[Model, ...] = (
         ("inv_id",),
         relationships=(Relationship("inv_id", "stg_invoices", "invoice_id"),),
         exported_as="pipeline_output.csv",
+        partition_by="partition_month",
     ),
 )
 

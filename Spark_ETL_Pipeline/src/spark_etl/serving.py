@@ -182,4 +182,6 @@ def load_from_parameters(spark: SparkSession, url: str, user: str, table_name: s
         database = Database.from_environment(url, user)
     except ValueError as error:
         raise JdbcError(str(error)) from None
-    return load_features(spark, database, table_name, features_df)
+    # the run's one as_of (fct_invoice_features leaves it to int_as_of_date) goes into every served row
+    as_of_df = F.broadcast(spark.table("int_as_of_date").select("as_of_date"))
+    return load_features(spark, database, table_name, features_df.crossJoin(as_of_df))

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from spark_etl import filesystem, load
+from spark_etl import filesystem, load, registry
 
 POINTER = "_current.json"
 VERSIONS_DIR = "versions"
@@ -420,6 +420,8 @@ def start(spark: SparkSession, warehouse_dir: str, version: str, incremental: bo
             f"--incremental needs a warehouse a full run has published to; {warehouse_dir} has no version yet "
             "(run once without --incremental)"
         )
+    if incremental and base is not None:
+        check_layout(base)
     if not version:
         version = f"manual_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{uuid.uuid4().hex[:6]}"
         write_json_atomically(
@@ -428,6 +430,21 @@ def start(spark: SparkSession, warehouse_dir: str, version: str, incremental: bo
             {"version": version, "incremental": incremental, "base": None if base is None else base.version},
         )
     return RunVersion(spark, warehouse_dir, version, base if incremental else None, incremental)
+
+
+def check_layout(base: Manifest) -> None:
+    """An incremental run merges into the current version's models: each must have the columns and partitioning
+    this pipeline writes. A version an older release wrote may not, and then only a full run can go on."""
+    for declared in registry.MODELS:
+        entry = base.models.get(declared.name)
+        if entry is None:
+            continue
+        columns = [name for name, _ in registry.doc_columns(declared)]
+        if base.schema(declared.name).fieldNames() != columns or entry["partitioned"] != bool(declared.partition_by):
+            raise VersionError(
+                f"version {base.version} stores {declared.name} in another layout than this pipeline writes "
+                "(written by an earlier release): run once without --incremental"
+            )
 
 
 def resume(spark: SparkSession, warehouse_dir: str, version: str, incremental: bool) -> RunVersion:

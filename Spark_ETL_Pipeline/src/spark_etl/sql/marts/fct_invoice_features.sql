@@ -1,5 +1,6 @@
 -- Grain: one row per usable invoice (inv_id). The feature contract: the eight columns the data scientists
--- model on, plus issue_date and as_of_date so a row can be explained.
+-- model on, plus issue_date and payment_date so a row can be explained (with int_as_of_date, the run's one
+-- as_of). Stored in one folder per issue month: an incremental run recomputes only the months it changed.
 with
 
 invoices as (
@@ -61,7 +62,8 @@ final as (
             when datediff((select as_of.as_of_date from as_of), joined.issue_date) > 30 then 1
         end as is_late,
         joined.issue_date as issue_date,
-        (select as_of.as_of_date from as_of) as as_of_date
+        joined.payment_date as payment_date,
+        date_format(joined.issue_date, 'yyyy-MM') as partition_month
     from joined
 )
 
