@@ -3,6 +3,7 @@ version (stored_<model>), and the months increments.py says the delta changes.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from conftest import collect_sorted, raw_columns, register_strings, run_view
-from spark_etl import increments, registry
+from spark_etl import increments, models, registry, versions
 
 
 def register_stored(spark: SparkSession, model_name: str, rows: list[tuple[object, ...]]) -> None:
@@ -161,3 +162,274 @@ def test_a_month_only_a_reprice_touches_is_recomputed_for_totals_only(spark: Spa
     run_view(session, "staging", "stg_invoice_line_items")
     assert increments.line_months(session, is_incremental=True) == []
     assert increments.total_months(session, True, []) == ["2021-01"]
+
+
+# The incremental logic of the partitioned intermediate and mart models (increments.py): the months an as_of move
+# reaches, the (account, day) pairs a change touches, and the daily counts recomputed for the changed accounts only.
+
+MONTHS_2021 = [f"2021-{month:02d}" for month in range(1, 9)]
+DAILY_COLUMNS = [
+    "account_id",
+    "issue_date",
+    "invoice_count",
+    "invoices_prior_120d",
+    "invoices_to_date",
+    "partition_month",
+]
+CHANGED_INVOICES_DDL = (
+    "invoice_id bigint, old_account_id bigint, old_issue_date date, new_account_id bigint, new_issue_date date"
+)
+DailyRow = tuple[int, date, int, int, int, str]
+Change = tuple[int, int | None, date | None, int | None, date | None]
+
+
+def register_model_rows(spark: SparkSession, view: str, model_name: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """Rows of a model, with its documented schema, registered under `view`."""
+    spark.createDataFrame(rows, registry.schema_ddl(registry.model(model_name))).createOrReplaceTempView(view)
+
+
+def register_changed_invoices(spark: SparkSession, rows: list[Change]) -> None:
+    """The changed_invoices view staging keeps (increments.INVOICE_CHANGES), from inline rows."""
+    spark.createDataFrame(rows, CHANGED_INVOICES_DDL).createOrReplaceTempView("changed_invoices")
+
+
+def incremental_version(spark: SparkSession, daily_months: list[str] | None) -> versions.RunVersion:
+    """A run version building on a base whose int_account_daily_invoices is stored in `daily_months` (None: a full
+    run, no base). Nothing here reads a file: daily_months and restrict_to_changed_accounts only ask the manifest."""
+    base = None
+    if daily_months is not None:
+        folder = "versions/v1/intermediate/int_account_daily_invoices"
+        folders = {month: f"{folder}/part={month}" for month in daily_months}
+        base = versions.Manifest("v1", {"int_account_daily_invoices": {"folders": folders}})
+    return versions.RunVersion(spark, "/nonexistent/warehouse", "v2", base, is_incremental=base is not None)
+
+
+def test_as_of_months_same_as_of_or_none_at_all_flips_nothing() -> None:
+    assert increments.as_of_months(date(2021, 5, 1), date(2021, 5, 1), MONTHS_2021) == set()
+    assert increments.as_of_months(None, None, MONTHS_2021) == set()
+
+
+def test_as_of_months_from_or_to_no_as_of_is_every_month() -> None:
+    assert increments.as_of_months(None, date(2021, 5, 1), MONTHS_2021) == set(MONTHS_2021)
+    assert increments.as_of_months(date(2021, 5, 1), None, MONTHS_2021) == set(MONTHS_2021)
+
+
+def test_as_of_months_are_those_of_issue_days_whose_is_late_flips() -> None:
+    # An unpaid invoice is late once as_of - issue_date > 30, i.e. issue_date <= as_of - 31: moving as_of from
+    # 2021-03-31 to 2021-07-01 flips the issue days [2021-03-01 (earlier - 30), 2021-05-31 (later - 31)]. Both ends
+    # sit on a month boundary: 2021-02-28 (earlier - 31) and 2021-06-01 (later - 30) flip nothing, so their months
+    # must not be recomputed.
+    expected = {"2021-03", "2021-04", "2021-05"}
+    assert increments.as_of_months(date(2021, 3, 31), date(2021, 7, 1), MONTHS_2021) == expected
+    assert increments.as_of_months(date(2021, 7, 1), date(2021, 3, 31), MONTHS_2021) == expected  # moved back
+    # one day forward flips one issue day: 2021-03-01 (2021-03-31 - 30 = 2021-04-01 - 31)
+    assert increments.as_of_months(date(2021, 3, 31), date(2021, 4, 1), MONTHS_2021) == {"2021-03"}
+    # only months of `months` (the stored ones) are answered
+    assert increments.as_of_months(date(2021, 3, 31), date(2021, 7, 1), ["2021-01", "2021-04", "2021-08"]) == {
+        "2021-04"
+    }
+
+
+def test_changed_account_days_are_where_a_changed_invoice_was_and_is(spark: SparkSession) -> None:
+    session = spark.newSession()
+    register_changed_invoices(
+        session,
+        [
+            (1, 10, date(2021, 1, 5), 10, date(2021, 1, 5)),  # a payment only: its day's count is the same
+            (2, None, None, 20, date(2021, 2, 6)),  # new
+            (3, 30, date(2021, 3, 7), 31, date(2021, 4, 8)),  # moved to another account and day
+            (4, 40, date(2021, 5, 9), 40, date(2021, 5, 10)),  # moved to another day of the same account
+            (5, 50, date(2021, 6, 11), 51, date(2021, 6, 11)),  # re-assigned on the same day
+            (6, 60, date(2021, 7, 12), None, None),  # withdrawn
+            (7, 20, date(2021, 2, 6), 20, date(2021, 2, 6)),  # a payment on a day another change touches
+        ],
+    )
+    days = collect_sorted(session.sql(increments.CHANGED_ACCOUNT_DAYS), ["account_id", "issue_date"])
+    assert days == [
+        (20, date(2021, 2, 6)),  # once, though two changes name it
+        (30, date(2021, 3, 7)),
+        (31, date(2021, 4, 8)),
+        (40, date(2021, 5, 9)),
+        (40, date(2021, 5, 10)),
+        (50, date(2021, 6, 11)),
+        (51, date(2021, 6, 11)),
+        (60, date(2021, 7, 12)),
+    ]
+
+
+def test_changed_account_days_of_payments_only_are_none(spark: SparkSession) -> None:
+    session = spark.newSession()
+    register_changed_invoices(session, [(1, 10, date(2021, 1, 5), 10, date(2021, 1, 5))])
+    assert session.sql(increments.CHANGED_ACCOUNT_DAYS).collect() == []
+
+
+def test_daily_months_run_from_the_earliest_changed_month_on(spark: SparkSession) -> None:
+    session = spark.newSession()
+    run_version = incremental_version(session, ["2021-01", "2021-02", "2021-03", "2021-04"])
+    register_changed_invoices(
+        session,
+        [
+            (1, 10, date(2021, 1, 31), 10, date(2021, 1, 31)),  # a payment: 2021-01 stays
+            (2, 20, date(2021, 2, 28), 20, date(2021, 4, 1)),  # moved: its old month is the earliest changed
+            (3, None, None, 30, date(2021, 6, 1)),  # new, in a month the base does not hold
+        ],
+    )
+    # 2021-03 holds no change but its days' windows can reach 2021-02; 2021-05 holds nothing at all
+    assert increments.daily_months(session, run_version) == ["2021-02", "2021-03", "2021-04", "2021-06"]
+
+
+def test_daily_months_without_a_moved_day_are_none_and_a_full_run_every_month(spark: SparkSession) -> None:
+    session = spark.newSession()
+    register_changed_invoices(session, [(1, 10, date(2021, 1, 31), 10, date(2021, 1, 31))])
+    assert increments.daily_months(session, incremental_version(session, ["2021-01", "2021-02"])) == []
+    assert increments.daily_months(session, incremental_version(session, None)) is None
+    assert increments.restrict_to_changed_accounts(session, incremental_version(session, None)) is None
+
+
+@pytest.fixture(scope="module")
+def daily_increment(spark: SparkSession) -> tuple[SparkSession, list[str] | None, int | None]:
+    """An incremental run of int_account_daily_invoices, as 02_intermediate does it: account 1 gets a new
+    invoice, account 3's only invoice moves to account 1 in a month the base does not hold, and account 2 only
+    pays one of its invoices. The base stores every month of accounts 1 to 3; the values of its rows in the
+    rewritten months are deliberately not what the model computes, so the result tells a kept row from a
+    recomputed one."""
+    session = spark.newSession()
+    register_changed_invoices(
+        session,
+        [
+            (107, None, None, 1, date(2021, 3, 20)),  # new
+            (301, 3, date(2021, 4, 5), 1, date(2021, 5, 2)),  # moved to account 1 and to 2021-05
+            (202, 2, date(2021, 3, 15), 2, date(2021, 3, 15)),  # paid: account 2's days do not change
+        ],
+    )
+    # the merged stg_invoices, every account and month (use_stored)
+    register_model_rows(
+        session,
+        "stg_invoices",
+        "stg_invoices",
+        [
+            (101, 1, date(2020, 10, 1), None),  # over 120 days before every rewritten day: in to_date only
+            (102, 1, date(2021, 1, 15), None),  # two invoices on a day of a month kept as stored
+            (103, 1, date(2021, 1, 15), None),
+            (104, 1, date(2021, 3, 10), None),
+            (107, 1, date(2021, 3, 20), None),
+            (301, 1, date(2021, 5, 2), None),
+            (201, 2, date(2021, 2, 10), None),
+            (202, 2, date(2021, 3, 15), date(2021, 3, 16)),
+        ],
+    )
+    stored: list[DailyRow] = [
+        (1, date(2020, 10, 1), 1, 0, 1, "2020-10"),
+        (1, date(2021, 1, 15), 2, 1, 3, "2021-01"),
+        (1, date(2021, 3, 10), 1, 55, 55, "2021-03"),  # stale: replaced by the recomputed row
+        (2, date(2021, 2, 10), 1, 0, 1, "2021-02"),
+        (2, date(2021, 3, 15), 1, 7, 99, "2021-03"),  # not what the model computes (0, 2): kept as it is
+        (3, date(2021, 4, 5), 1, 0, 1, "2021-04"),  # its invoice moved away: account 3 has no day left
+    ]
+    run_version = incremental_version(session, ["2020-10", "2021-01", "2021-02", "2021-03", "2021-04"])
+    daily_months = increments.daily_months(session, run_version)
+    # use_base: the base's rows of the months rewritten
+    in_months = [row for row in stored if daily_months is not None and row[5] in daily_months]
+    register_model_rows(session, "stored_int_account_daily_invoices", "int_account_daily_invoices", in_months)
+    accounts_recomputed = increments.restrict_to_changed_accounts(session, run_version)
+    return session, daily_months, accounts_recomputed
+
+
+def test_daily_increment_rewrites_the_months_from_the_earliest_change_on(
+    daily_increment: tuple[SparkSession, list[str] | None, int | None],
+) -> None:
+    _, daily_months, accounts_recomputed = daily_increment
+    assert daily_months == ["2021-03", "2021-04", "2021-05"]
+    assert accounts_recomputed == 2  # accounts 1 and 3; a payment recomputes no account
+
+
+def test_daily_increment_narrows_invoices_and_stored_rows_to_complementary_accounts(
+    daily_increment: tuple[SparkSession, list[str] | None, int | None],
+) -> None:
+    session, _, _ = daily_increment
+    # every invoice of the changed accounts, of every month: their windows are recomputed from the start
+    assert collect_sorted(session.table("stg_invoices"), ["invoice_id", "account_id"]) == [
+        (101, 1),
+        (102, 1),
+        (103, 1),
+        (104, 1),
+        (107, 1),
+        (301, 1),
+    ]
+    assert collect_sorted(session.table("stored_int_account_daily_invoices"), DAILY_COLUMNS) == [
+        (2, date(2021, 3, 15), 1, 7, 99, "2021-03"),
+    ]
+
+
+def test_daily_increment_recomputes_changed_accounts_from_their_whole_history_and_keeps_the_others(
+    daily_increment: tuple[SparkSession, list[str] | None, int | None],
+) -> None:
+    session, daily_months, _ = daily_increment
+    assert daily_months is not None
+    model_df = session.sql(models.sql_text("intermediate", "int_account_daily_invoices"))
+    rewritten_df = model_df.where(model_df["partition_month"].isin(daily_months))  # what Stage.build writes
+    assert collect_sorted(rewritten_df, DAILY_COLUMNS) == [
+        # prior_120d and to_date count account 1's invoices of 2021-01 (and to_date of 2020-10), months kept
+        (1, date(2021, 3, 10), 1, 2, 4, "2021-03"),
+        (1, date(2021, 3, 20), 1, 3, 5, "2021-03"),
+        (1, date(2021, 5, 2), 1, 4, 6, "2021-05"),
+        (2, date(2021, 3, 15), 1, 7, 99, "2021-03"),  # the stored row, not recomputed
+        # account 3: its only invoice moved away, so nothing
+    ]
+    # the model computes the changed accounts' earlier months again too (Stage.build leaves them out)
+    assert collect_sorted(model_df.where(~model_df["partition_month"].isin(daily_months)), DAILY_COLUMNS) == [
+        (1, date(2020, 10, 1), 1, 0, 1, "2020-10"),
+        (1, date(2021, 1, 15), 2, 1, 3, "2021-01"),
+    ]
+
+
+def test_daily_increment_with_the_kept_months_equals_a_full_run(spark: SparkSession) -> None:
+    """The property the increment exists for: the rewritten months, with the base's other months, are the model a
+    full run computes on the merged invoices (here with a base that a full run computed too)."""
+    session = spark.newSession()
+    before = [
+        (1, 1, date(2021, 1, 10), None),
+        (2, 1, date(2021, 2, 27), None),
+        (3, 2, date(2021, 1, 31), None),
+        (4, 2, date(2021, 3, 1), None),
+        (5, 2, date(2021, 5, 31), None),
+        (6, 3, date(2021, 2, 1), None),
+        (7, 3, date(2021, 4, 30), None),
+        (9, 1, date(2021, 4, 15), None),  # an unchanged account's day in a rewritten month
+    ]
+    after = [
+        (1, 1, date(2021, 1, 10), date(2021, 2, 1)),  # paid
+        (2, 1, date(2021, 2, 27), None),
+        (3, 2, date(2021, 1, 31), None),
+        (4, 2, date(2021, 3, 1), None),
+        (5, 2, date(2021, 5, 31), None),
+        (6, 3, date(2021, 2, 1), None),
+        (7, 2, date(2021, 3, 2), None),  # moved from account 3 to account 2, a month earlier
+        (8, 3, date(2021, 6, 1), None),  # new, in a new month
+        (9, 1, date(2021, 4, 15), None),
+    ]
+    register_changed_invoices(
+        session,
+        [
+            (1, 1, date(2021, 1, 10), 1, date(2021, 1, 10)),
+            (7, 3, date(2021, 4, 30), 2, date(2021, 3, 2)),
+            (8, None, None, 3, date(2021, 6, 1)),
+        ],
+    )
+    sql = models.sql_text("intermediate", "int_account_daily_invoices")
+    register_model_rows(session, "stored_int_account_daily_invoices", "int_account_daily_invoices", [])
+    register_model_rows(session, "stg_invoices", "stg_invoices", before)
+    base_rows = [tuple(row) for row in session.sql(sql).select(*DAILY_COLUMNS).collect()]
+    register_model_rows(session, "stg_invoices", "stg_invoices", after)
+    full = collect_sorted(session.sql(sql), DAILY_COLUMNS)
+
+    run_version = incremental_version(session, sorted({str(row[5]) for row in base_rows}))
+    daily_months = increments.daily_months(session, run_version)
+    assert daily_months == ["2021-03", "2021-04", "2021-05", "2021-06"]
+    in_months = [row for row in base_rows if row[5] in daily_months]
+    register_model_rows(session, "stored_int_account_daily_invoices", "int_account_daily_invoices", in_months)
+    assert increments.restrict_to_changed_accounts(session, run_version) == 2
+    model_df = session.sql(sql)
+    rewritten = collect_sorted(model_df.where(model_df["partition_month"].isin(daily_months)), DAILY_COLUMNS)
+    kept = [row for row in base_rows if row[5] not in daily_months]
+    assert sorted(kept + rewritten, key=lambda row: (row[0], row[1])) == full

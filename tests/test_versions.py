@@ -101,3 +101,24 @@ def test_a_later_stage_resumes_the_version_its_run_began(spark: SparkSession, tm
     assert by_hand.version.startswith("manual_") and (warehouse / versions.BUILDING).exists()
     resumed = versions.resume(spark, str(warehouse), "", incremental=True)  # the note says how it was begun
     assert (resumed.version, resumed.is_incremental, resumed.base) == (by_hand.version, False, None)
+
+
+def test_a_kept_model_is_the_previous_versions_folder_and_outlives_it(spark: SparkSession, tmp_path: Path) -> None:
+    """An incremental run whose delta changes nothing in a model keeps it: no folder of its own, the manifest
+    names the previous version's, which stays when that version passes --keep-versions."""
+    warehouse = tmp_path / "warehouse"
+    first = build(spark, warehouse, "v1", incremental=False)
+    with pytest.raises(versions.VersionError, match="no previous version to keep it from"):
+        first.keep("staging", "whole")
+    write(first, [(1, 10, "2021-01"), (2, 20, "2021-02")], None)
+    first.commit(["lines", "whole"], {}, keep_versions=1)
+
+    second = build(spark, warehouse, "v2", incremental=True)
+    write(second, [(2, 21, "2021-02")], ["2021-02"])  # rewrites "whole" too; keep it instead
+    second.keep("staging", "whole")
+    manifest = second.commit(["lines", "whole"], {}, keep_versions=1)
+
+    assert manifest.models["whole"]["folders"] == {"": "versions/v1/staging/whole"}
+    assert rows(second.read("staging", "whole")) == [(1,), (2,)]
+    assert (warehouse / "versions" / "v1" / "staging" / "whole").is_dir()  # v1 is past --keep-versions 1
+    assert not (warehouse / "versions" / "v1" / "staging" / "lines" / "part=2021-02").exists()

@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import load
+from spark_etl import load, registry
 from spark_etl.versions import RunVersion
 
 # The months whose lines an incremental run rewrites, besides those naming a SKU that came or went. Views: the
@@ -253,6 +253,16 @@ CHANGES_DIR = "changes"  # beside a version's layers: what its run changed, read
 CHANGE_VIEWS = {"changed_invoices": INVOICE_CHANGES, "changed_accounts": ACCOUNT_CHANGES}
 
 
+def is_unchanged(spark: SparkSession, run_version: RunVersion, table_name: str) -> bool:
+    """Whether an incremental run's delta leaves stg_<table> as the previous version holds it: no accepted row
+    in its checked model and no key withdrawn (two tiny reads). Never in a full run."""
+    if run_version.base is None:
+        return False
+    checked_df = spark.table(f"stg_{table_name}_checked")
+    accepted_df = checked_df.where(checked_df["reject_reason"].isNull() & ~checked_df["is_collapsed"])
+    return not accepted_df.take(1) and not spark.table(f"{registry.WITHDRAWN_PREFIX}{table_name}").take(1)
+
+
 def month_of(day: date) -> str:
     return day.strftime("%Y-%m")
 
@@ -319,7 +329,7 @@ def as_of_months(old: date | None, new: date | None, months: list[str]) -> set[s
     flip: issued in [earlier - 30, later - 31] (late once as_of is more than 30 days after issue)."""
     if old == new or old is None or new is None:
         return set(months) if old != new else set()
-    first, last = month_of(min(old, new) - timedelta(days=31)), month_of(max(old, new) - timedelta(days=30))
+    first, last = month_of(min(old, new) - timedelta(days=30)), month_of(max(old, new) - timedelta(days=31))
     return {month for month in months if first <= month <= last}
 
 

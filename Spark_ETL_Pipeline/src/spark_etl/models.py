@@ -165,6 +165,21 @@ class Stage:
         self._record(ModelRun(self.layer, model_name, rows, time.perf_counter() - started, path, profile_rows))
         return stored_df
 
+    def keep(self, model_name: str, profile: bool = False) -> DataFrame:
+        """Take a model unchanged from the version this run builds on (an incremental run whose delta changes
+        nothing in it), register it as its view and record it with no rows written; its key and relationships
+        were checked when it was built."""
+        started = time.perf_counter()
+        if self.version is None:
+            raise ValueError(f"{model_name}: only a run building a version can keep a model from the previous one")
+        self.version.keep(self.layer, model_name)
+        stored_df = self.version.read(self.layer, model_name)
+        stored_df.createOrReplaceTempView(model_name)
+        profile_rows = quality.column_profile(stored_df) if profile else None
+        path = self.version.absolute(next(iter(self.version.folders(self.layer, model_name).values())))
+        self._record(ModelRun(self.layer, model_name, 0, time.perf_counter() - started, path, profile_rows))
+        return stored_df
+
     def profile(self, model_name: str) -> list[dict[str, Any]]:
         """The column profile observed when `model_name` was last built in this stage with `profile=True`."""
         for run in reversed(self.runs):

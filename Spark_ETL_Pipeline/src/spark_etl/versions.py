@@ -156,6 +156,18 @@ class RunVersion:
             self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}", json.dumps(document) + "\n"
         )
 
+    def keep(self, layer: str, model_name: str) -> None:
+        """Say that this run takes a model whole from the version it builds on (its delta changes nothing there):
+        the manifest it commits names the base version's folders, and nothing is written."""
+        if self.base is None or model_name not in self.base.models:
+            raise VersionError(f"{model_name}: there is no previous version to keep it from")
+        document = {"layer": layer, "schema": self.base.models[model_name]["schema"], "kept": True}
+        document["partitioned"] = self.base.models[model_name]["partitioned"]
+        document["rewritten"] = []
+        filesystem.write_text(
+            self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}", json.dumps(document) + "\n"
+        )
+
     def built(self, layer: str, model_name: str) -> dict[str, Any] | None:
         return read_json(self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}")
 
@@ -178,6 +190,8 @@ class RunVersion:
         if record is None:
             raise VersionError(f"{model_name} has not been built in version {self.version}")
         model_dir = self.model_dir(layer, model_name)
+        if record.get("kept") and self.base is not None:
+            return dict(self.base.models[model_name]["folders"])
         if not record["partitioned"]:
             return {"": self.relative(model_dir)}
         written = {
