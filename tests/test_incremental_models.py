@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
@@ -433,3 +434,56 @@ def test_daily_increment_with_the_kept_months_equals_a_full_run(spark: SparkSess
     rewritten = collect_sorted(model_df.where(model_df["partition_month"].isin(daily_months)), DAILY_COLUMNS)
     kept = [row for row in base_rows if row[5] not in daily_months]
     assert sorted(kept + rewritten, key=lambda row: (row[0], row[1])) == full
+
+
+def model_view(spark: SparkSession, model_name: str, rows: list[tuple[object, ...]]) -> None:
+    """A model's rows under its documented schema, registered as the model."""
+    spark.createDataFrame(rows, registry.schema_ddl(registry.model(model_name))).createOrReplaceTempView(model_name)
+
+
+def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_whole_model(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """int_invoice_totals built whole in a first version, then only 2021-02 in an incremental one: the profile
+    (and its caption) cover 2021-02, the model read back and its null count cover every month."""
+    session = spark.newSession()
+    warehouse = str(tmp_path / "warehouse")
+    model_view(session, "stg_skus", [("A", "a", "a", Decimal(1), Decimal("2.5"))])
+    model_view(
+        session,
+        "stg_invoices",
+        [(10, 1, date(2021, 1, 5), None), (11, 1, date(2021, 2, 5), None), (12, 2, date(2021, 2, 9), None)],
+    )
+    model_view(session, "stg_invoice_line_items", [(10, "Q", 1, False, "2021-01"), (11, "A", 2, True, "2021-02")])
+    first = versions.start(session, warehouse, "v1", incremental=False)
+    stage = models.Stage(session, "intermediate", warehouse, first)
+    stage.build("int_invoice_totals", profile=True)
+    assert stage.profile_caption("int_invoice_totals") == "int_invoice_totals"
+    assert stage.null_count("int_invoice_totals", "invoice_total") == 1  # 10 names an unknown SKU
+    first.commit(["int_invoice_totals"], {}, keep_versions=3)
+
+    model_view(session, "stg_invoice_line_items", [(11, "A", 4, True, "2021-02"), (12, "A", 1, True, "2021-02")])
+    second = versions.start(session, warehouse, "v2", incremental=True)
+    stage = models.Stage(session, "intermediate", warehouse, second)
+    with increments.invoices_in(session, ["2021-02"]):
+        stored_df = stage.build("int_invoice_totals", profile=True, months=["2021-02"])
+        assert session.table("stg_invoices").count() == 2  # narrowed within the block
+    assert session.table("stg_invoices").count() == 3  # and whole again after it
+
+    assert collect_sorted(stored_df, ["invoice_id", "item_count", "invoice_total", "partition_month"]) == [
+        (10, 1, None, "2021-01"),  # taken from v1
+        (11, 4, Decimal("10.00"), "2021-02"),
+        (12, 1, Decimal("2.50"), "2021-02"),
+    ]
+    profile = {row["column"]: row for row in stage.profile("int_invoice_totals")}
+    assert (profile["invoice_id"]["non_null"], profile["invoice_id"]["min"], profile["invoice_id"]["max"]) == (
+        2,
+        "11",
+        "12",
+    )
+    assert profile["invoice_total"]["null"] == 0
+    assert stage.profile_caption("int_invoice_totals") == (
+        "int_invoice_totals: the 1 month(s) this run rewrote (2021-02 to 2021-02)"
+    )
+    assert collect_sorted(stage.profiled["int_invoice_totals"], ["invoice_id"]) == [(11,), (12,)]
+    assert stage.null_count("int_invoice_totals", "invoice_total") == 1  # 10's, in a month not rewritten

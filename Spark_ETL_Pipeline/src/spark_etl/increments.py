@@ -20,6 +20,8 @@ sorted months or a count: a handful of short values, the only ones brought to th
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -145,14 +147,19 @@ def total_months(spark: SparkSession, is_incremental: bool, line_months: list[st
     return sorted(months)
 
 
-def restrict_invoices(spark: SparkSession, months: list[str] | None) -> None:
-    """Narrow the registered stg_invoices to the given issue months (None: leave it whole), so a partitioned
-    model built from it computes only those months."""
-    if months is None:
-        return
-    invoices_df = spark.table("stg_invoices")
-    month = F.date_format(invoices_df["issue_date"], "yyyy-MM")
-    invoices_df.where(month.isin(months)).createOrReplaceTempView("stg_invoices")
+@contextlib.contextmanager
+def invoices_in(spark: SparkSession, months: list[str] | None) -> Iterator[None]:
+    """Within the block, the registered stg_invoices holds only the given issue months (None: it stays whole), so
+    a partitioned model built from it computes only those months and joins a fraction of the invoices; the
+    whole view is registered again after."""
+    whole_df = spark.table("stg_invoices")
+    if months is not None:
+        month = F.date_format(whole_df["issue_date"], "yyyy-MM")
+        whole_df.where(month.isin(months)).createOrReplaceTempView("stg_invoices")
+    try:
+        yield
+    finally:
+        whole_df.createOrReplaceTempView("stg_invoices")
 
 
 # The invoices an incremental run changes, kept in its version (CHANGES_DIR) for the stages after staging: one row

@@ -71,6 +71,7 @@ class ModelRun:
     seconds: float
     path: str | None = None
     profile: list[dict[str, Any]] | None = None  # per column: non-null, null, min, max
+    profile_months: list[str] | None = None  # the months the profile covers; None: the whole model
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Stage:
     version: RunVersion | None = None  # the run's warehouse version; None: plain folders per model (unit tests)
     runs: list[ModelRun] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    profiled: dict[str, DataFrame] = field(default_factory=dict)  # per model, the rows its profile describes
 
     def __post_init__(self) -> None:
         """Group the stage's jobs under its layer in Spark's UI and event log."""
@@ -124,8 +126,8 @@ class Stage:
         With `months` (an incremental run), only those issue months of a partitioned model are computed and
         written; the run's version takes the other months from the version it builds on, and the view is the
         whole model. With `profile`, the model's column profile (`Stage.profile`) is observed while it is
-        written, so showing it costs no second scan and no extra job (of the whole model, also after a partial
-        build: then it is computed on the stored copy).
+        written, so showing it costs no second scan and no extra job: of the whole model, or after a partial
+        build of the months written (what the run changed; the rest is as the previous runs profiled it).
         """
         started = time.perf_counter()
         declared = registry.model(model_name)
@@ -135,34 +137,35 @@ class Stage:
             if not declared.partition_by:
                 raise ValueError(f"{model_name} is not partitioned: it cannot be built for some months only")
             model_df = model_df.where(F.col(declared.partition_by).isin(months))
-        observation = Observation(f"profile_{model_name}") if profile and months is None else None
+        observation = Observation(f"profile_{model_name}") if profile else None
         if observation is not None:
             model_df = model_df.observe(observation, *quality.profile_aggregates(model_df.columns))
         if self.version is None:
             rows = load.write_parquet(model_df, path, declared.partition_by)
-            stored_df = load.read_parquet(self.spark, path)
+            stored_df = profiled_df = load.read_parquet(self.spark, path)
         else:
             path = self.version.model_dir(self.layer, model_name)
             rows = write_model(self.version, self.layer, model_name, model_df, declared.partition_by, months)
+            stored_df = profiled_df = self.version.read(self.layer, model_name)
             if months is not None:  # the key and relationships of what was rewritten; the rest was checked before
-                self.version.read(self.layer, model_name, months).createOrReplaceTempView(model_name)
+                profiled_df = self.version.read(self.layer, model_name, months)
+                profiled_df.createOrReplaceTempView(model_name)
                 constraints.check(self.spark, model_name)
-            stored_df = self.version.read(self.layer, model_name)
         stored_df.createOrReplaceTempView(model_name)
         if months is None:
             constraints.check(self.spark, model_name)  # its declared key and relationships, on the stored copy
         profile_rows = None
-        if profile and observation is None:
-            profile_rows = quality.column_profile(stored_df)
         if observation is not None:
             summary = observations.observed(self.spark, observation)
             # adaptive execution may prune an empty model's observed node: profile the stored copy instead
             profile_rows = (
-                quality.column_profile(stored_df)
+                quality.column_profile(profiled_df)
                 if summary is None
                 else quality.profile_rows(summary, model_df.columns)
             )
-        self._record(ModelRun(self.layer, model_name, rows, time.perf_counter() - started, path, profile_rows))
+            self.profiled[model_name] = profiled_df
+        seconds = time.perf_counter() - started
+        self._record(ModelRun(self.layer, model_name, rows, seconds, path, profile_rows, months))
         return stored_df
 
     def keep(self, model_name: str, profile: bool = False) -> DataFrame:
@@ -176,15 +179,40 @@ class Stage:
         stored_df = self.version.read(self.layer, model_name)
         stored_df.createOrReplaceTempView(model_name)
         profile_rows = quality.column_profile(stored_df) if profile else None
+        if profile:
+            self.profiled[model_name] = stored_df
         path = self.version.absolute(next(iter(self.version.folders(self.layer, model_name).values())))
         self._record(ModelRun(self.layer, model_name, 0, time.perf_counter() - started, path, profile_rows))
         return stored_df
 
     def profile(self, model_name: str) -> list[dict[str, Any]]:
-        """The column profile observed when `model_name` was last built in this stage with `profile=True`."""
+        """The column profile observed when `model_name` was last built in this stage with `profile=True` (of the
+        rows `Stage.profiled` holds: see `profile_caption`)."""
+        profile = self._profiled_run(model_name).profile
+        assert profile is not None
+        return profile
+
+    def profile_caption(self, model_name: str) -> str:
+        """What the profile of `model_name` covers, as a caption: the model, or the months a partial build wrote."""
+        months = self._profiled_run(model_name).profile_months
+        if months is None:
+            return model_name
+        if not months:
+            return f"{model_name}: no month rewritten by this run"
+        return f"{model_name}: the {len(months)} month(s) this run rewrote ({months[0]} to {months[-1]})"
+
+    def null_count(self, model_name: str, column: str) -> int:
+        """Rows of the whole model with `column` unknown: from its profile when that covers the whole model, else
+        counted on the stored model (one column read)."""
+        run = self._profiled_run(model_name)
+        if run.profile_months is None and run.profile is not None:
+            return int(next(row["null"] for row in run.profile if row["column"] == column))
+        return self.spark.table(model_name).where(F.col(column).isNull()).count()
+
+    def _profiled_run(self, model_name: str) -> ModelRun:
         for run in reversed(self.runs):
             if run.model_name == model_name and run.profile is not None:
-                return run.profile
+                return run
         raise KeyError(f"{model_name} has not been built with profile=True in the {self.layer} stage")
 
     def _record(self, run: ModelRun) -> None:

@@ -57,6 +57,12 @@ def show_profile(profile: Sequence[dict[str, Any]], caption: str) -> dict[str, d
     return by_column(profile)
 
 
+def show_model_profile(stage: models.Stage, model_name: str) -> dict[str, dict[str, Any]]:
+    """Show the profile of a model the stage built with `profile=True`, captioned with what it covers (the whole
+    model, or the months an incremental run rewrote); returned by column."""
+    return show_profile(stage.profile(model_name), stage.profile_caption(model_name))
+
+
 def bar_chart(
     labels: Sequence[Any],
     values: Sequence[float],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from pyspark.sql import Observation, SparkSession
 # how long to wait for Spark's listener bus to report the queries that have finished (it is normally
 # milliseconds behind); past it the run fails instead of waiting for ever
 LISTENER_BUS_TIMEOUT_MS = 120_000
+QUICK_LOOK_SECONDS = 0.2
 
 
 def observed(spark: SparkSession, observation: Observation) -> dict[str, Any] | None:
@@ -23,12 +25,19 @@ def observed(spark: SparkSession, observation: Observation) -> dict[str, Any] | 
     java_observation = observation._jo
     if java_observation is None:  # never attached to a DataFrame
         return None
-    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(LISTENER_BUS_TIMEOUT_MS)
     # Spark 3.4 has no non-blocking accessor; the field is Option[Map] and set once, under the object's lock
     field = java_observation.getClass().getDeclaredField("metrics")
     field.setAccessible(True)
-    if not field.get(java_observation).isDefined():
-        return None
+    # usually filled within milliseconds of the query's end: look for a moment before draining the whole bus, whose
+    # event-log queue (spark.eventLog.enabled) can lag by a second behind a run of small queries
+    deadline = time.monotonic() + QUICK_LOOK_SECONDS
+    while not field.get(java_observation).isDefined():
+        if time.monotonic() > deadline:
+            spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(LISTENER_BUS_TIMEOUT_MS)
+            if not field.get(java_observation).isDefined():
+                return None
+            break
+        time.sleep(0.005)
     return dict(observation.get)
 
 
