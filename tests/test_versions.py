@@ -122,3 +122,24 @@ def test_a_kept_model_is_the_previous_versions_folder_and_outlives_it(spark: Spa
     assert rows(second.read("staging", "whole")) == [(1,), (2,)]
     assert (warehouse / "versions" / "v1" / "staging" / "whole").is_dir()  # v1 is past --keep-versions 1
     assert not (warehouse / "versions" / "v1" / "staging" / "lines" / "part=2021-02").exists()
+
+
+def test_an_incremental_run_on_a_version_of_another_layout_asks_for_a_full_run(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """A version an earlier release wrote, with int_account_daily_invoices in one folder (no months): merging into
+    it would mix layouts, so the incremental run stops before it writes anything."""
+    warehouse = tmp_path / "warehouse"
+    first = build(spark, warehouse, "v1", incremental=False)
+    columns = "account_id bigint, issue_date date, invoice_count bigint, invoices_prior_120d bigint"
+    daily_df = spark.createDataFrame([], f"{columns}, invoices_to_date bigint, partition_month string")
+    versions.write_model(first, "intermediate", "int_account_daily_invoices", daily_df)  # not per month
+    first.commit(["int_account_daily_invoices"], {}, keep_versions=3)
+    with pytest.raises(versions.VersionError, match="int_account_daily_invoices in another layout"):
+        build(spark, warehouse, "v2", incremental=True)
+    assert not (warehouse / "versions" / "v2").exists()
+
+    second = build(spark, warehouse, "v2", incremental=False)  # a full run is always possible
+    versions.write_model(second, "intermediate", "int_account_daily_invoices", daily_df, "partition_month")
+    second.commit(["int_account_daily_invoices"], {}, keep_versions=3)
+    assert build(spark, warehouse, "v3", incremental=True).base is not None
