@@ -147,6 +147,21 @@ def run_processes(run_id: str) -> list[int]:
     return found
 
 
+def process_group(pid: int) -> int | None:
+    """The process group of a live process; None once it has ended."""
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def command_word(pid: int, index: int) -> bytes | None:
+    """One word of a live process's command line; None once it has ended."""
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[index]
+    return None
+
+
 def assert_all_gone(run_id: str, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while run_processes(run_id) and time.monotonic() < deadline:
@@ -356,9 +371,11 @@ def test_a_killed_entry_script_takes_its_kernel_with_it(days: Path, tmp_path: Pa
         assert process.poll() is None and time.monotonic() < deadline, "the run never reached a staging model"
         time.sleep(0.05)
     runs.run_ids.append(folder.name)
-    outside = [pid for pid in run_processes(folder.name) if os.getpgid(pid) != process.pid]
-    assert [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[2] for pid in outside] == [b"ipykernel_launcher"]
-    os.kill(outside[0], signal.SIGSTOP)
+    # a process of the run may end between the listing and the look at it (a short-lived child): skip those
+    outside = [pid for pid in run_processes(folder.name) if process_group(pid) not in (None, process.pid)]
+    kernels = [pid for pid in outside if command_word(pid, 2) == b"ipykernel_launcher"]
+    assert len(kernels) == 1, f"expected the run's one kernel outside its process group, found {outside}"
+    os.kill(kernels[0], signal.SIGSTOP)
     os.killpg(process.pid, signal.SIGKILL)
     assert process.wait(timeout=60) == -signal.SIGKILL
     assert_all_gone(folder.name)
