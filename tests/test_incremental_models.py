@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -36,10 +37,10 @@ def merged(spark: SparkSession) -> SparkSession:
         session,
         "stg_invoices",
         [
-            (10, 1, date(2021, 1, 10), None),  # paid by the delta
-            (11, 1, date(2021, 1, 11), None),  # the delta's copy of it is invalid: it stays as it is
-            (12, 1, date(2021, 2, 1), None),  # moved to another month and account by the delta
-            (16, 1, date(2021, 1, 20), None),  # untouched
+            (10, 1, date(2021, 1, 10), None, "2021-01"),  # paid by the delta
+            (11, 1, date(2021, 1, 11), None, "2021-01"),  # the delta's copy of it is invalid: it stays as it is
+            (12, 1, date(2021, 2, 1), None, "2021-02"),  # moved to another month and account by the delta
+            (16, 1, date(2021, 1, 20), None, "2021-01"),  # untouched
         ],
     )
     register_stored(
@@ -144,7 +145,7 @@ def test_the_months_a_delta_changes(merged: SparkSession) -> None:
 def test_a_month_only_a_reprice_touches_is_recomputed_for_totals_only(spark: SparkSession) -> None:
     session = spark.newSession()
     register_stored(session, "stg_skus", [("B", "b", "b", Decimal(1), Decimal(2))])
-    register_stored(session, "stg_invoices", [(16, 1, date(2021, 1, 20), None)])
+    register_stored(session, "stg_invoices", [(16, 1, date(2021, 1, 20), None, "2021-01")])
     register_stored(session, "stg_invoice_line_items", [(16, "B", 1, True, "2021-01")])
     for table in ("accounts", "invoices", "invoice_line_items"):
         register_strings(session, f"raw_{table}", raw_columns(table), [])
@@ -187,6 +188,11 @@ Change = tuple[int, int | None, date | None, int | None, date | None]
 def register_model_rows(spark: SparkSession, view: str, model_name: str, rows: Sequence[tuple[object, ...]]) -> None:
     """Rows of a model, with its documented schema, registered under `view`."""
     spark.createDataFrame(rows, registry.schema_ddl(registry.model(model_name))).createOrReplaceTempView(view)
+
+
+def with_months(invoice_rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """stg_invoices rows (invoice_id, account_id, issue_date, payment_date) with their partition_month."""
+    return [(*row, row[2].strftime("%Y-%m")) for row in invoice_rows]
 
 
 def register_changed_invoices(spark: SparkSession, rows: list[Change]) -> None:
@@ -308,16 +314,18 @@ def daily_increment(spark: SparkSession) -> tuple[SparkSession, list[str] | None
         session,
         "stg_invoices",
         "stg_invoices",
-        [
-            (101, 1, date(2020, 10, 1), None),  # over 120 days before every rewritten day: in to_date only
-            (102, 1, date(2021, 1, 15), None),  # two invoices on a day of a month kept as stored
-            (103, 1, date(2021, 1, 15), None),
-            (104, 1, date(2021, 3, 10), None),
-            (107, 1, date(2021, 3, 20), None),
-            (301, 1, date(2021, 5, 2), None),
-            (201, 2, date(2021, 2, 10), None),
-            (202, 2, date(2021, 3, 15), date(2021, 3, 16)),
-        ],
+        with_months(
+            [
+                (101, 1, date(2020, 10, 1), None),  # over 120 days before every rewritten day: in to_date only
+                (102, 1, date(2021, 1, 15), None),  # two invoices on a day of a month kept as stored
+                (103, 1, date(2021, 1, 15), None),
+                (104, 1, date(2021, 3, 10), None),
+                (107, 1, date(2021, 3, 20), None),
+                (301, 1, date(2021, 5, 2), None),
+                (201, 2, date(2021, 2, 10), None),
+                (202, 2, date(2021, 3, 15), date(2021, 3, 16)),
+            ]
+        ),
     )
     stored: list[DailyRow] = [
         (1, date(2020, 10, 1), 1, 0, 1, "2020-10"),
@@ -419,9 +427,9 @@ def test_daily_increment_with_the_kept_months_equals_a_full_run(spark: SparkSess
     )
     sql = models.sql_text("intermediate", "int_account_daily_invoices")
     register_model_rows(session, "stored_int_account_daily_invoices", "int_account_daily_invoices", [])
-    register_model_rows(session, "stg_invoices", "stg_invoices", before)
+    register_model_rows(session, "stg_invoices", "stg_invoices", with_months(before))
     base_rows = [tuple(row) for row in session.sql(sql).select(*DAILY_COLUMNS).collect()]
-    register_model_rows(session, "stg_invoices", "stg_invoices", after)
+    register_model_rows(session, "stg_invoices", "stg_invoices", with_months(after))
     full = collect_sorted(session.sql(sql), DAILY_COLUMNS)
 
     run_version = incremental_version(session, sorted({str(row[5]) for row in base_rows}))
@@ -452,20 +460,28 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
     model_view(
         session,
         "stg_invoices",
-        [(10, 1, date(2021, 1, 5), None), (11, 1, date(2021, 2, 5), None), (12, 2, date(2021, 2, 9), None)],
+        [
+            (10, 1, date(2021, 1, 5), None, "2021-01"),
+            (11, 1, date(2021, 2, 5), None, "2021-02"),
+            (12, 2, date(2021, 2, 9), None, "2021-02"),
+        ],
     )
     model_view(session, "stg_invoice_line_items", [(10, "Q", 1, False, "2021-01"), (11, "A", 2, True, "2021-02")])
     first = versions.start(session, warehouse, "v1", incremental=False)
+    versions.write_model(first, "staging", "stg_invoices", session.table("stg_invoices"), "partition_month")
     stage = models.Stage(session, "intermediate", warehouse, first)
+    stage.use_stored("staging", "stg_invoices")
     stage.build("int_invoice_totals", profile=True)
     assert stage.profile_caption("int_invoice_totals") == "int_invoice_totals"
     assert stage.null_count("int_invoice_totals", "invoice_total") == 1  # 10 names an unknown SKU
-    first.commit(["int_invoice_totals"], {}, keep_versions=3)
+    first.commit(["int_invoice_totals", "stg_invoices"], {}, keep_versions=3)
 
     model_view(session, "stg_invoice_line_items", [(11, "A", 4, True, "2021-02"), (12, "A", 1, True, "2021-02")])
     second = versions.start(session, warehouse, "v2", incremental=True)
+    second.keep("staging", "stg_invoices")
     stage = models.Stage(session, "intermediate", warehouse, second)
-    with increments.invoices_in(session, ["2021-02"]):
+    stage.use_stored("staging", "stg_invoices")
+    with increments.invoices_in(session, second, ["2021-02"]):  # read from the month's folder only
         stored_df = stage.build("int_invoice_totals", profile=True, months=["2021-02"])
         assert session.table("stg_invoices").count() == 2  # narrowed within the block
     assert session.table("stg_invoices").count() == 3  # and whole again after it

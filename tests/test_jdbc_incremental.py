@@ -132,10 +132,12 @@ def test_a_version_commits_its_source_state_and_one_made_from_csv_extracts_has_n
     """The state a run from the database records is committed with its models and read by the next incremental
     run; after a run from CSV extracts (no state), an incremental run from the database is refused in one line."""
     warehouse = str(tmp_path / "warehouse")
-    invoices_df = spark.createDataFrame([(1, 1, date(2021, 1, 1), None)], INVOICES_DDL)
+    invoices_df = spark.createDataFrame(
+        [(1, 1, date(2021, 1, 1), None, "2021-01")], registry.schema_ddl(registry.model("stg_invoices"))
+    )
     state_df = spark.createDataFrame([("k1", "1", "0cc175b9c0f1b6a831c399e269772661")], source_state.STATE_SCHEMA)
     from_database = versions.start(spark, warehouse, "v1", incremental=False)
-    versions.write_model(from_database, "staging", "stg_invoices", invoices_df)
+    versions.write_model(from_database, "staging", "stg_invoices", invoices_df, "partition_month")
     for table_name in ("accounts", "skus", "invoices", "invoice_line_items"):
         versions.write_model(from_database, versions.SOURCE_LAYER, source_state.state_name(table_name), state_df)
     manifest = from_database.commit(["stg_invoices"], {}, keep_versions=3)
@@ -150,7 +152,9 @@ def test_a_version_commits_its_source_state_and_one_made_from_csv_extracts_has_n
     assert collect_sorted(previous["skus"], ["group_id", "source_key", "group_hash"]) == [
         ("k1", "1", "0cc175b9c0f1b6a831c399e269772661")
     ]
-    versions.write_model(from_csv, "staging", "stg_invoices", invoices_df)  # a CSV run records no source state
+    versions.write_model(
+        from_csv, "staging", "stg_invoices", invoices_df, "partition_month"
+    )  # a CSV run records no source state
     assert sorted(from_csv.commit(["stg_invoices"], {}, keep_versions=3).models) == ["stg_invoices"]
     after_csv = versions.start(spark, warehouse, "v3", incremental=True)
     with pytest.raises(versions.VersionError, match=r"version v2 has none \(it was made from CSV extracts\)"):

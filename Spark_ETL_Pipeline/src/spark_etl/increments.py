@@ -148,14 +148,13 @@ def total_months(spark: SparkSession, is_incremental: bool, line_months: list[st
 
 
 @contextlib.contextmanager
-def invoices_in(spark: SparkSession, months: list[str] | None) -> Iterator[None]:
-    """Within the block, the registered stg_invoices holds only the given issue months (None: it stays whole), so
-    a partitioned model built from it computes only those months and joins a fraction of the invoices; the
-    whole view is registered again after."""
+def invoices_in(spark: SparkSession, run_version: RunVersion, months: list[str] | None) -> Iterator[None]:
+    """Within the block, the registered stg_invoices holds only the given issue months (None: it stays whole), read
+    from those months' folders of the run's version, so a partitioned model built from it computes only those
+    months and joins a fraction of the invoices; the whole view is registered again after."""
     whole_df = spark.table("stg_invoices")
     if months is not None:
-        month = F.date_format(whole_df["issue_date"], "yyyy-MM")
-        whole_df.where(month.isin(months)).createOrReplaceTempView("stg_invoices")
+        run_version.read("staging", "stg_invoices", months).createOrReplaceTempView("stg_invoices")
     try:
         yield
     finally:
@@ -301,6 +300,18 @@ def use_changes(spark: SparkSession, run_version: RunVersion) -> None:
         load.read_parquet(spark, f"{run_version.folder}/{CHANGES_DIR}/{view}").createOrReplaceTempView(view)
 
 
+def invoice_months(spark: SparkSession, run_version: RunVersion) -> list[str] | None:
+    """The months of stg_invoices an incremental run rewrites: where a changed invoice (changed_invoices) was and
+    is. Every other stored invoice stays as it is, in its month. None in a full run: every month."""
+    if run_version.base is None:
+        return None
+    changed_df = spark.table("changed_invoices")
+    months: set[str] = set()
+    for column in ("old_issue_date", "new_issue_date"):
+        months |= _distinct_months(changed_df.where(F.col(column).isNotNull()), column)
+    return sorted(months)
+
+
 def daily_months(spark: SparkSession, run_version: RunVersion) -> list[str] | None:
     """The months of int_account_daily_invoices an incremental run rewrites: from the earliest changed account-day
     on, since a day's counts depend on the account's days before it only. None in a full run: every month."""
@@ -350,12 +361,14 @@ def feature_months(spark: SparkSession, run_version: RunVersion) -> list[str] | 
     months = set(run_version.base.partitions("fct_invoice_features"))
     old_as_of, new_as_of = (_as_of(spark, view) for view in ("stored_int_as_of_date", "int_as_of_date"))
     changed = as_of_months(old_as_of, new_as_of, sorted(months))
-    for model_name in ("int_invoice_totals", "int_account_daily_invoices"):
-        rewritten = run_version.rewritten("intermediate", model_name)
+    # every changed invoice, a payment too, is in a month of stg_invoices the run rewrote (invoice_months)
+    for layer, model_name in (
+        ("staging", "stg_invoices"),
+        ("intermediate", "int_invoice_totals"),
+        ("intermediate", "int_account_daily_invoices"),
+    ):
+        rewritten = run_version.rewritten(layer, model_name)
         changed |= set(months if rewritten is None else rewritten)
-    changed_df = spark.table("changed_invoices")
-    for column in ("old_issue_date", "new_issue_date"):
-        changed |= _distinct_months(changed_df.where(F.col(column).isNotNull()), column)
     accounts_df = spark.table("changed_accounts")
     if accounts_df.take(1):
         invoices_df = spark.table("stg_invoices").join(F.broadcast(accounts_df), "account_id", "left_semi")

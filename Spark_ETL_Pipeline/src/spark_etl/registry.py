@@ -91,11 +91,14 @@ MODELS: tuple[Model, ...] = (
     _stg("stg_skus_checked", ("raw_skus",), "one row per record of skus.csv", (), CHECKED_NO_KEY),
     _stg("stg_skus", ("stg_skus_checked", "stored_stg_skus", "withdrawn_skus"), "one row per usable SKU", ("item_id",)),
     _stg("stg_invoices_checked", ("raw_invoices",), "one row per record of invoices.csv", (), CHECKED_NO_KEY),
-    _stg(
+    Model(
+        "staging",
         "stg_invoices",
+        "stored",
         ("stg_invoices_checked", "stored_stg_invoices", "withdrawn_invoices"),
         "one row per usable invoice",
         ("invoice_id",),
+        partition_by="partition_month",
     ),
     _stg(
         "stg_invoice_line_items_checked",

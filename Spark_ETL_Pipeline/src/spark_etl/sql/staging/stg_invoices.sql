@@ -1,8 +1,9 @@
 -- Grain: one row per invoice_id. The usable invoices: valid, unconflicted, exact copies collapsed. An invoice
 -- whose account is unknown stays (its acct_age is unknown, the rest of its features are not).
--- In an incremental run, the delta's accepted rows merged into the previous version (stored_stg_invoices);
--- in a full run that is empty. From the database, the keys the source deleted or changed
--- (withdrawn_invoices) lose their stored row too; on the CSV path and in a full run there are none.
+-- In an incremental run, the delta's accepted rows merged into the previous version (stored_stg_invoices, only
+-- the issue months of the invoices the delta changes: every other month is kept); in a full run that is empty.
+-- From the database, the keys the source deleted or changed (withdrawn_invoices) lose their stored row too; on
+-- the CSV path and in a full run there are none.
 with
 
 checked as (
@@ -43,10 +44,21 @@ kept_stored as (
         on stored.invoice_id = withdrawn.invoice_id
 ),
 
-final as (
+merged as (
     select * from accepted
     union all
     select * from kept_stored
+),
+
+final as (
+    select
+        merged.invoice_id as invoice_id,
+        merged.account_id as account_id,
+        merged.issue_date as issue_date,
+        merged.payment_date as payment_date,
+        -- the folder the invoice is stored in: its issue month (a day's payments touch a few recent months)
+        date_format(merged.issue_date, 'yyyy-MM') as partition_month
+    from merged
 )
 
 select * from final
