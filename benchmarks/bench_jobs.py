@@ -75,7 +75,7 @@ def contract_job(extracts_dir: str, output_path: str) -> int:
         for name in model.inputs:
             if name.startswith(registry.STORED_PREFIX):  # a full run: no previous version to merge into
                 base = registry.model(name.removeprefix(registry.STORED_PREFIX))
-                spark.createDataFrame([], registry.schema_ddl(base)).createOrReplaceTempView(name)
+                load.empty_frame(spark, registry.schema_ddl(base)).createOrReplaceTempView(name)
         model_df = spark.sql(models.sql_text(model.layer, model.name))
         if model.name.endswith("_checked"):
             # computed once, now; not cache(): Spark 3.4.0 joins a cached plan whose last shuffle adaptive

@@ -203,6 +203,21 @@ def test_single_csv_is_sorted_numerically_with_two_decimals_and_empty_unknowns(
     assert sorted(path.name for path in target.parent.iterdir()) == ["features.csv"]  # no temporary folder left
 
 
+def test_single_csv_joins_the_sorted_parts_in_order_and_an_empty_one_is_its_header(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Rows spread over several partitions, in no order: the sorted parts, joined, are one file in order."""
+    scattered_df = spark.range(0, 3000, 1, 6).selectExpr("(id * 7919) % 3000 as inv_id", "id % 7 as n")
+    target = tmp_path / "features.csv"
+    assert load.write_single_csv(scattered_df, str(target), ["inv_id"]) == 3000
+    expected = "".join(f"{inv_id},{(inv_id * 1679) % 3000 % 7}\n" for inv_id in range(3000))
+    assert target.read_text(encoding="utf-8") == "inv_id,n\n" + expected  # 1679 = 7919^-1 mod 3000
+    empty = tmp_path / "empty.csv"
+    assert load.write_single_csv(scattered_df.limit(0), str(empty), ["inv_id"]) == 0
+    assert empty.read_text(encoding="utf-8") == "inv_id,n\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.csv", "features.csv"]
+
+
 def test_single_csv_quotes_json_and_newlines(spark: SparkSession, tmp_path: Path) -> None:
     rejects_df = spark.createDataFrame(
         [("accounts", "invalid_value", '{"company_address":"1 Road\\nTown, \\"X\\""}')],

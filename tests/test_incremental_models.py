@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from conftest import collect_sorted, raw_columns, register_strings, run_view
-from spark_etl import increments, models, registry, versions
+from conftest import collect_sorted, jobs_in_group, raw_columns, register_strings, run_view
+from spark_etl import increments, load, models, registry, versions
 
 
 def register_stored(spark: SparkSession, model_name: str, rows: list[tuple[object, ...]]) -> None:
@@ -503,3 +503,47 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
     )
     assert collect_sorted(stage.profiled["int_invoice_totals"], ["invoice_id"]) == [(11,), (12,)]
     assert stage.null_count("int_invoice_totals", "invoice_total") == 1  # 10's, in a month not rewritten
+
+
+def test_a_kept_model_is_read_from_the_previous_version_and_profiles_nothing(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """stg_skus kept by an incremental run whose delta changes no SKU: its view is the previous version's rows,
+    its profile is empty and says why, its null count still covers the whole model, and keeping it ran no job."""
+    session = spark.newSession()
+    warehouse = str(tmp_path / "warehouse")
+    model_view(
+        session,
+        "stg_skus",
+        [("A", "a", "a", Decimal(1), Decimal("2.5")), ("B", "b", None, Decimal(1), Decimal(3))],
+    )
+    first = versions.start(session, warehouse, "v1", incremental=False)
+    versions.write_model(first, "staging", "stg_skus", session.table("stg_skus"))
+    first.commit(["stg_skus"], {}, keep_versions=3)
+
+    session.catalog.dropTempView("stg_skus")
+    second = versions.start(session, warehouse, "v2", incremental=True)
+    stage = models.Stage(session, "staging", warehouse, second)
+    session.sparkContext.setJobGroup("keep_skus", "kept model")
+    kept_df = stage.keep("stg_skus", profile=True)
+    assert jobs_in_group(session, "keep_skus") == []
+    assert collect_sorted(session.table("stg_skus"), ["item_id", "item_description"]) == [("A", "a"), ("B", None)]
+    assert collect_sorted(kept_df, ["item_id"]) == [("A",), ("B",)]
+    assert stage.profile("stg_skus") == []
+    assert stage.profile_caption("stg_skus") == (
+        "stg_skus: kept whole from the previous version, nothing rewritten by this run"
+    )
+    assert stage.null_count("stg_skus", "item_description") == 1
+    first_record = first.built("staging", "stg_skus")
+    assert first_record is not None
+    assert second.built("staging", "stg_skus") == {**first_record, "kept": True, "rewritten": []}
+
+
+def test_an_empty_frame_has_the_schema_and_no_python_rdd(spark: SparkSession) -> None:
+    empty_df = load.empty_frame(spark, "invoice_id bigint, issue_date date")
+    assert [(field.name, field.dataType.simpleString()) for field in empty_df.schema] == [
+        ("invoice_id", "bigint"),
+        ("issue_date", "date"),
+    ]
+    assert empty_df.collect() == []
+    assert "ExistingRDD" not in empty_df._jdf.queryExecution().toString()  # no Python worker starts to read it

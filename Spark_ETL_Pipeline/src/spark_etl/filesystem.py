@@ -155,14 +155,34 @@ def replace(spark: SparkSession, source: str, target: str) -> None:
         raise OSError(f"could not move {source} to {target}")
 
 
-def single_part_file(spark: SparkSession, folder: str, suffix: str) -> str:
-    """The one data file Spark wrote into `folder` (after repartition(1))."""
+def part_files(spark: SparkSession, folder: str, suffix: str) -> list[str]:
+    """The data files Spark wrote into `folder`, in the order of the partitions that wrote them (part-NNNNN)."""
     fs, folder_path = _hadoop(spark, folder)
-    parts = [
-        status.getPath().toString()
+    names = [
+        str(status.getPath().getName())
         for status in fs.listStatus(folder_path)
         if status.getPath().getName().startswith("part-") and status.getPath().getName().endswith(suffix)
     ]
-    if len(parts) != 1:
-        raise OSError(f"{folder}: expected one part file, found {len(parts)}")
-    return str(parts[0])
+    return [f"{folder.rstrip('/')}/{name}" for name in sorted(names)]
+
+
+COPY_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def concatenate(spark: SparkSession, first_line: str, sources: list[str], target: str) -> None:
+    """Write `first_line` (UTF-8) and then each source's bytes, in order, to a new file `target`. The bytes are
+    copied inside the JVM (Hadoop's IOUtils), never through Python."""
+    gateway_jvm = jvm(spark)
+    fs, target_path = _hadoop(spark, target)
+    stream = fs.create(target_path, False)
+    try:
+        stream.write(bytearray(first_line.encode("utf-8")))
+        for source in sources:
+            source_fs, source_path = _hadoop(spark, source)
+            source_stream = source_fs.open(source_path)
+            try:
+                gateway_jvm.org.apache.hadoop.io.IOUtils.copyBytes(source_stream, stream, COPY_BUFFER_BYTES, False)
+            finally:
+                source_stream.close()
+    finally:
+        stream.close()

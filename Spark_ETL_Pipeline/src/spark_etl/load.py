@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -33,6 +35,7 @@ def model_path(warehouse_dir: str, layer: str, model_name: str) -> str:
 _written_schemas: dict[str, StructType] = {}
 
 
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a column name written in a CSV header without quotes
 PARTITION_FOLDER_COLUMN = "part"  # a partitioned model's folders are part=<value>/, the value column kept in the files
 
 
@@ -68,6 +71,15 @@ def observed_rows(spark: SparkSession, observation: Observation, df: DataFrame) 
     return int(observations.observed_or(spark, observation, lambda: {"rows": df.count()})["rows"])
 
 
+def empty_frame(spark: SparkSession, schema: StructType | str) -> DataFrame:
+    """No rows, with `schema` (a StructType or DDL), planned in the JVM alone. `createDataFrame([], schema)` would
+    plan a Python RDD, and every job reading it would start Python workers (about a second, the first time)."""
+    if isinstance(schema, str):  # parsed only: no job ever reads this frame
+        schema = spark.createDataFrame([], schema).schema
+    columns = [F.lit(None).cast(field.dataType).alias(field.name) for field in schema.fields]
+    return spark.range(0).select(*columns)
+
+
 def read_parquet(spark: SparkSession, path: str) -> DataFrame:
     schema = _written_schemas.get(path)
     return spark.read.parquet(path) if schema is None else spark.read.schema(schema).parquet(path)
@@ -76,24 +88,30 @@ def read_parquet(spark: SparkSession, path: str) -> DataFrame:
 def write_single_csv(df: DataFrame, path: str, sort_columns: list[str]) -> int:
     """Write `df` as one CSV file with a header, sorted, unknown values as empty fields; return its rows.
 
-    Spark writes a folder of part files; one partition sorted within itself gives a single, ordered file,
-    which is written beside the target and moved into place only when complete.
+    Spark writes a folder of part files. A global sort (range partitions, each sorted) lets every core sort and
+    write a part, and the parts in partition order are the rows in order: they are joined after the header into
+    one file beside the target, moved into place only when complete.
     """
     spark = df.sparkSession
+    if any(not IDENTIFIER.match(column) for column in df.columns):
+        raise ValueError(f"{path}: the header is written as plain column names, and {df.columns} are not all plain")
     observation = Observation(f"rows_{path.rpartition('/')[2]}")
     staging_dir = filesystem.temporary_sibling(path)
+    joined_path = f"{staging_dir}.csv"
     try:
         (
-            df.repartition(1)
-            .sortWithinPartitions(*sort_columns)
-            .observe(observation, F.count(F.lit(1)).alias("rows"))
+            df.orderBy(*sort_columns)
+            .observe(observation, F.count(F.lit(1)).alias("rows"))  # above the sort: not counted while sampled
             .write.mode("overwrite")
-            .csv(staging_dir, header=True, nullValue="", emptyValue="", escape='"', encoding="UTF-8")
+            .csv(staging_dir, header=False, nullValue="", emptyValue="", escape='"', encoding="UTF-8")
         )
-        filesystem.replace(spark, filesystem.single_part_file(spark, staging_dir, ".csv"), path)
+        header = ",".join(df.columns) + "\n"
+        filesystem.concatenate(spark, header, filesystem.part_files(spark, staging_dir, ".csv"), joined_path)
+        filesystem.replace(spark, joined_path, path)
     finally:
-        if filesystem.exists(spark, staging_dir):
-            filesystem.delete(spark, staging_dir)
+        for leftover in (staging_dir, joined_path):
+            if filesystem.exists(spark, leftover):
+                filesystem.delete(spark, leftover)
     return observed_rows(spark, observation, df)
 
 

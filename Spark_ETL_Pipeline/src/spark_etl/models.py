@@ -72,6 +72,7 @@ class ModelRun:
     path: str | None = None
     profile: list[dict[str, Any]] | None = None  # per column: non-null, null, min, max
     profile_months: list[str] | None = None  # the months the profile covers; None: the whole model
+    is_kept: bool = False  # taken whole from the previous version: nothing written, nothing profiled
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Stage:
         for model_name in model_names:
             schema = self.spark.createDataFrame([], registry.schema_ddl(registry.model(model_name))).schema
             if self.version is None:
-                base_df = self.spark.createDataFrame([], schema)
+                base_df = load.empty_frame(self.spark, schema)
             else:
                 base_df = self.version.read_base(model_name, schema, months)
             base_df.createOrReplaceTempView(f"stored_{model_name}")
@@ -171,18 +172,20 @@ class Stage:
     def keep(self, model_name: str, profile: bool = False) -> DataFrame:
         """Take a model unchanged from the version this run builds on (an incremental run whose delta changes
         nothing in it), register it as its view and record it with no rows written; its key and relationships
-        were checked when it was built."""
+        were checked when it was built. Like a partial build's, its profile covers what the run wrote: nothing
+        (the run that built it showed the whole model's)."""
         started = time.perf_counter()
         if self.version is None:
             raise ValueError(f"{model_name}: only a run building a version can keep a model from the previous one")
         self.version.keep(self.layer, model_name)
         stored_df = self.version.read(self.layer, model_name)
         stored_df.createOrReplaceTempView(model_name)
-        profile_rows = quality.column_profile(stored_df) if profile else None
         if profile:
-            self.profiled[model_name] = stored_df
+            self.profiled[model_name] = stored_df.limit(0)
         path = self.version.absolute(next(iter(self.version.folders(self.layer, model_name).values())))
-        self._record(ModelRun(self.layer, model_name, 0, time.perf_counter() - started, path, profile_rows))
+        seconds = time.perf_counter() - started
+        profile_rows: list[dict[str, Any]] | None = [] if profile else None
+        self._record(ModelRun(self.layer, model_name, 0, seconds, path, profile_rows, [], is_kept=True))
         return stored_df
 
     def profile(self, model_name: str) -> list[dict[str, Any]]:
@@ -194,7 +197,10 @@ class Stage:
 
     def profile_caption(self, model_name: str) -> str:
         """What the profile of `model_name` covers, as a caption: the model, or the months a partial build wrote."""
-        months = self._profiled_run(model_name).profile_months
+        run = self._profiled_run(model_name)
+        months = run.profile_months
+        if run.is_kept:
+            return f"{model_name}: kept whole from the previous version, nothing rewritten by this run"
         if months is None:
             return model_name
         if not months:

@@ -220,7 +220,7 @@ def register_withdrawn(spark: SparkSession, withdrawn: dict[str, DataFrame]) -> 
     for view, ddl in registry.WITHDRAWN_VIEWS.items():
         keys_df = withdrawn.get(view.removeprefix(registry.WITHDRAWN_PREFIX))
         if keys_df is None:
-            keys_df = spark.createDataFrame([], ddl)
+            keys_df = load.empty_frame(spark, ddl)
         keys_df.createOrReplaceTempView(view)
 
 

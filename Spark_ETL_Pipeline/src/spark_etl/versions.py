@@ -223,7 +223,7 @@ class RunVersion:
         """A model as the base version holds it (only the given partitions of a partitioned one); empty, with
         `schema`, when there is no base version (a full run)."""
         if self.base is None or model_name not in self.base.models:
-            return self.spark.createDataFrame([], schema)
+            return load.empty_frame(self.spark, schema)
         folders = [self.absolute(folder) for folder in self.base.folders(model_name, partitions)]
         return read_folders(self.spark, folders, self.base.schema(model_name))
 
@@ -264,7 +264,7 @@ def read_folders(spark: SparkSession, folders: list[str], schema: StructType) ->
     """Parquet folders read as one DataFrame with a known schema (no inference job); none gives an empty one.
     Each folder is given whole, so Spark infers no partition column from a `part=` name."""
     if not folders:
-        return spark.createDataFrame([], schema)
+        return load.empty_frame(spark, schema)
     return spark.read.schema(schema).parquet(*folders)
 
 
