@@ -305,11 +305,7 @@ def invoice_months(spark: SparkSession, run_version: RunVersion) -> list[str] | 
     is. Every other stored invoice stays as it is, in its month. None in a full run: every month."""
     if run_version.base is None:
         return None
-    changed_df = spark.table("changed_invoices")
-    months: set[str] = set()
-    for column in ("old_issue_date", "new_issue_date"):
-        months |= _distinct_months(changed_df.where(F.col(column).isNotNull()), column)
-    return sorted(months)
+    return sorted(_distinct_months(spark.table("changed_invoices"), "old_issue_date", "new_issue_date"))
 
 
 def daily_months(spark: SparkSession, run_version: RunVersion) -> list[str] | None:
@@ -381,6 +377,8 @@ def _as_of(spark: SparkSession, view: str) -> date | None:
     return None if row is None else row["as_of_date"]
 
 
-def _distinct_months(df: DataFrame, date_column: str) -> set[str]:
-    """The issue months of a few rows: short strings, the only values brought to the driver."""
-    return {str(row[0]) for row in df.select(F.date_format(date_column, "yyyy-MM")).distinct().collect()}
+def _distinct_months(df: DataFrame, *date_columns: str) -> set[str]:
+    """The months of a few rows' dates (in any of `date_columns`; unknown dates skipped), in one job: short
+    strings, the only values brought to the driver."""
+    months = F.explode(F.array(*[F.date_format(df[column], "yyyy-MM") for column in date_columns]))
+    return {str(row[0]) for row in df.select(months).distinct().collect() if row[0] is not None}

@@ -25,11 +25,13 @@ PROJECT_DIR = PACKAGE_SOURCE_DIR.parent.parent
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
 STAGE_NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
 KERNEL_NAME = "python3"
-# the kernels' own start-up and shutdown chatter would interleave with the stage lines; and a kernel dies with the
-# entry script (kernel_lifetime), which a scheduler's SIGKILL to its process group would otherwise not reach
+# the kernels' own start-up and shutdown chatter would interleave with the stage lines; a kernel dies with the
+# entry script (kernel_lifetime), which a scheduler's SIGKILL to its process group would otherwise not reach; and
+# it loads what the stages import while it boots (preload), as the JVM starts
 KERNEL_ARGUMENTS = [
     "--IPKernelApp.log_level=CRITICAL",
     f"--IPKernelApp.exec_lines={kernel_lifetime.STARTUP_LINE}",
+    "--IPKernelApp.exec_lines=__import__('spark_etl.preload')",
 ]
 
 
