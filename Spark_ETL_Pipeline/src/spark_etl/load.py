@@ -88,7 +88,7 @@ def read_parquet(spark: SparkSession, path: str) -> DataFrame:
 def write_single_csv(df: DataFrame, path: str, sort_columns: list[str]) -> int:
     """Write `df` as one CSV file with a header, sorted, unknown values as empty fields; return its rows.
 
-    Spark writes a folder of part files. A global sort (range partitions, each sorted) lets every core sort and
+    Spark writes a folder of part files. Range partitions, one per core, each sorted, let every core sort and
     write a part, and the parts in partition order are the rows in order: they are joined after the header into
     one file beside the target, moved into place only when complete.
     """
@@ -99,9 +99,11 @@ def write_single_csv(df: DataFrame, path: str, sort_columns: list[str]) -> int:
     staging_dir = filesystem.temporary_sibling(path)
     joined_path = f"{staging_dir}.csv"
     try:
+        parts = spark.sparkContext.defaultParallelism  # one per core: adaptive execution would make more, smaller
         (
-            df.orderBy(*sort_columns)
-            .observe(observation, F.count(F.lit(1)).alias("rows"))  # above the sort: not counted while sampled
+            df.repartitionByRange(parts, *sort_columns)
+            .sortWithinPartitions(*sort_columns)
+            .observe(observation, F.count(F.lit(1)).alias("rows"))  # above the shuffle: not counted while sampled
             .write.mode("overwrite")
             .csv(staging_dir, header=False, nullValue="", emptyValue="", escape='"', encoding="UTF-8")
         )
