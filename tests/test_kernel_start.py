@@ -1,5 +1,5 @@
 """A run's kernel, as the runner starts it, has loaded what the stages import before their first cell runs, and
-leaves no name of its own in the notebooks' namespace."""
+each stage starts in it with none of the previous stage's names and the run's JVM gateway in its environment."""
 
 from __future__ import annotations
 
@@ -10,29 +10,46 @@ from jupyter_client.manager import KernelManager
 from spark_etl import runner
 
 PROBE = (
-    "import json, sys\n"
-    "print(json.dumps({'modules': sorted(sys.modules), 'names': sorted(n for n in dir() if not n.startswith('_'))}))"
+    "import json, os, sys\n"
+    "print(json.dumps({'modules': sorted(sys.modules), 'names': sorted(n for n in dir() if not n.startswith('_')),"
+    " 'gateway': os.environ.get('PYSPARK_GATEWAY_PORT')}))"
 )
+IPYTHON_NAMES = {"In", "Out", "exit", "get_ipython", "open", "quit"}
 
 
-def test_the_kernel_preloads_the_stage_modules_and_leaves_no_names() -> None:
+def run_code(manager: KernelManager, code: str) -> str:
+    client = manager.blocking_client()
+    client.start_channels()
+    try:
+        printed: list[str] = []
+        client.execute_interactive(code, timeout=60, output_hook=lambda m: printed.append(m["content"].get("text", "")))
+        return "".join(printed)
+    finally:
+        client.stop_channels()
+
+
+def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_names() -> None:
     runner._kernel_environment()
     manager = KernelManager(kernel_name=runner.KERNEL_NAME)
     manager.start_kernel(extra_arguments=runner.KERNEL_ARGUMENTS)
     try:
-        client = manager.blocking_client()
-        client.start_channels()
-        client.wait_for_ready(timeout=60)
-        printed: list[str] = []
-        client.execute_interactive(
-            PROBE, timeout=60, output_hook=lambda m: printed.append(m["content"].get("text", ""))
-        )
-        client.stop_channels()
+        kernel = runner.SharedKernel(manager, {"PYSPARK_GATEWAY_PORT": "12345"})
+        kernel.prepare_stage()  # waits for the kernel to be ready, the first time
+        first = json.loads(run_code(manager, PROBE))
+        run_code(manager, "left_by_a_stage = 1\nimport pathlib")
+        kernel.prepare_stage()
+        second = json.loads(run_code(manager, PROBE))
     finally:
         manager.shutdown_kernel(now=True)
-    state = json.loads("".join(printed))
-    for module in ("spark_etl.preload", "spark_etl.notebook_display", "spark_etl.source_state", "matplotlib.pyplot"):
-        assert module in state["modules"]
-    assert "spark_etl.kernel_lifetime" in state["modules"]  # the other start-up line ran too
-    # IPython's own names, and the probe's: nothing from the start-up lines
-    assert set(state["names"]) - {"In", "Out", "exit", "get_ipython", "open", "quit", "json", "sys"} == set()
+    for module in (
+        "spark_etl.stage_kernel",
+        "spark_etl.notebook_display",
+        "spark_etl.source_state",
+        "matplotlib.pyplot",
+    ):
+        assert module in first["modules"]
+    assert "spark_etl.kernel_lifetime" in first["modules"]  # the other start-up line ran too
+    # IPython's own names and the probe's: nothing from the start-up lines, nothing from the previous stage
+    assert set(first["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
+    assert set(second["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
+    assert first["gateway"] == second["gateway"] == "12345"

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import papermill
 from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from spark_etl import kernel_lifetime, stage_metrics
+from spark_etl import kernel_lifetime, stage_kernel, stage_metrics
 from spark_etl.session import driver_java_options, prepare_jvm_launch
 
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parent.parent
@@ -27,11 +28,11 @@ STAGE_NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb"
 KERNEL_NAME = "python3"
 # the kernels' own start-up and shutdown chatter would interleave with the stage lines; a kernel dies with the
 # entry script (kernel_lifetime), which a scheduler's SIGKILL to its process group would otherwise not reach; and
-# it loads what the stages import while it boots (preload), as the JVM starts
+# it loads what the stages import while it boots (stage_kernel), as the JVM starts
 KERNEL_ARGUMENTS = [
     "--IPKernelApp.log_level=CRITICAL",
     f"--IPKernelApp.exec_lines={kernel_lifetime.STARTUP_LINE}",
-    "--IPKernelApp.exec_lines=__import__('spark_etl.preload')",
+    f"--IPKernelApp.exec_lines={stage_kernel.STARTUP_LINE}",
 ]
 
 
@@ -111,16 +112,26 @@ class SharedKernel:
 
     manager: KernelManager
     gateway: dict[str, str]
+    is_ready: bool = False
 
     def prepare_stage(self) -> None:
-        """Give the next stage what a fresh kernel would: no names left by the previous stage (a stage may only
-        use what its own cells define), and the JVM gateway to attach to."""
+        """Give the next stage what a fresh kernel would (`stage_kernel.start_stage`): no names left by the
+        previous stage, and the JVM gateway to attach to. Only the first stage waits for the kernel to be ready;
+        the reply to the request is all that is read after that."""
         client = self.manager.blocking_client()
         client.start_channels()
         try:
-            client.wait_for_ready(timeout=60)
-            code = f"%reset -f\nimport os\nos.environ.update({json.dumps(self.gateway)})\ndel os"
-            reply = client.execute_interactive(code, timeout=60, output_hook=lambda message: None)
+            if not self.is_ready:
+                client.wait_for_ready(timeout=60)
+                self.is_ready = True
+            code = f"__import__('spark_etl.stage_kernel').stage_kernel.start_stage({json.dumps(self.gateway)})"
+            request = client.execute(code, silent=True, store_history=False)
+            try:
+                reply = client.get_shell_msg(timeout=60)
+                while reply["parent_header"].get("msg_id") != request:
+                    reply = client.get_shell_msg(timeout=60)
+            except queue.Empty:
+                raise RuntimeError("the shared kernel did not answer within 60 s before the next stage") from None
             if reply["content"]["status"] != "ok":
                 raise RuntimeError("the shared kernel could not be reset for the next stage")
         finally:
@@ -142,7 +153,9 @@ def shared_kernel(conf: Mapping[str, str], notebooks_dir: Path = NOTEBOOKS_DIR) 
             try:
                 yield SharedKernel(manager, gateway)
             finally:
-                manager.shutdown_kernel(now=False)  # while the JVM its SparkContext lives in is still up
+                # before the JVM: every stage has saved its notebook, and a kernel killed at once runs no exit
+                # code that could reach for a JVM being stopped (a graceful shutdown took 0.5 s)
+                manager.shutdown_kernel(now=True)
     finally:
         if manager.has_kernel:
             manager.shutdown_kernel(now=True)
