@@ -14,7 +14,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 import pg_server
-from spark_etl import jdbc, models, registry
+from spark_etl import jdbc, load, models, registry
 from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
 from spark_etl.session import spark_session
 
@@ -121,9 +121,9 @@ def run_view(spark: SparkSession, layer: str, model_name: str) -> DataFrame:
     declared = registry.model(model_name)
     for name in declared.inputs:
         if name.startswith(registry.STORED_PREFIX) and not spark.catalog.tableExists(name):
-            spark.createDataFrame([], registry.schema_ddl(declared)).createOrReplaceTempView(name)
+            load.empty_frame(spark, registry.schema_ddl(declared)).createOrReplaceTempView(name)
         if name in registry.WITHDRAWN_VIEWS and not spark.catalog.tableExists(name):
-            spark.createDataFrame([], registry.WITHDRAWN_VIEWS[name]).createOrReplaceTempView(name)
+            load.empty_frame(spark, registry.WITHDRAWN_VIEWS[name]).createOrReplaceTempView(name)
     model_df = spark.sql(models.sql_text(layer, model_name))
     model_df.createOrReplaceTempView(model_name)
     return model_df

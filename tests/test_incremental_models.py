@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
+from pyspark.sql import functions as F
 
 from conftest import collect_sorted, jobs_in_group, raw_columns, register_strings, run_view
 from spark_etl import increments, load, models, registry, versions
@@ -547,3 +548,41 @@ def test_an_empty_frame_has_the_schema_and_no_python_rdd(spark: SparkSession) ->
     ]
     assert empty_df.collect() == []
     assert "ExistingRDD" not in empty_df._jdf.queryExecution().toString()  # no Python worker starts to read it
+
+
+def test_delta_lines_are_checked_against_the_invoices_they_name_only(spark: SparkSession) -> None:
+    """The lines' check of an incremental run sees only the invoices its lines name (ids parsed as the check
+    parses them), gives the same rows as against every invoice, and the raw lines are counted once."""
+    session = spark.newSession()
+    lines = [
+        (" 10 ", "A", "1", None),
+        ("0011", "B", "2", None),  # 11, written with a leading zero
+        ("99", "A", "1", None),  # no such invoice: unknown_invoice
+        ("x1", "A", "1", None),  # invalid_value, names nothing
+        (None, None, None, "broken,record"),
+    ]
+    register_strings(session, "raw_lines_unobserved", raw_columns("invoice_line_items"), lines)
+    observation = Observation("read_lines")
+    raw_df = session.table("raw_lines_unobserved").observe(observation, F.count(F.lit(1)).alias("rows"))
+    raw_df.createOrReplaceTempView("raw_invoice_line_items")  # observed, as extract.register_extracts does
+    model_view(session, "stg_skus", [("A", "a", "a", Decimal(1), Decimal(1))])
+    invoices = [(invoice_id, 1, date(2021, 1, invoice_id - 9), None) for invoice_id in (10, 11, 12, 13)]
+    model_view(session, "stg_invoices", with_months(invoices))
+    checked_columns = ["invoice_id", "item_id", "quantity", "reject_reason", "partition_month", "source_record"]
+    against_all = collect_sorted(run_view(session, "staging", "stg_invoice_line_items_checked"), checked_columns)
+    assert [(row[0], row[3], row[4]) for row in against_all] == [
+        (None, "invalid_value", None),  # x1
+        (None, "invalid_value", None),  # the broken record
+        (10, None, "2021-01"),
+        (11, "unknown_sku", "2021-01"),
+        (99, "unknown_invoice", None),
+    ]
+
+    with increments.invoices_named_by_lines(session, incremental_version(session, ["2021-01"])):
+        assert collect_sorted(session.table("stg_invoices"), ["invoice_id"]) == [(10,), (11,)]
+        narrowed_df = run_view(session, "staging", "stg_invoice_line_items_checked")
+        assert collect_sorted(narrowed_df, checked_columns) == against_all
+    assert observation.get == {"rows": 5}
+    assert session.table("stg_invoices").count() == 4  # whole again after the block
+    with increments.invoices_named_by_lines(session, incremental_version(session, None)):
+        assert session.table("stg_invoices").count() == 4  # a full run's check sees every invoice

@@ -161,6 +161,29 @@ def invoices_in(spark: SparkSession, run_version: RunVersion, months: list[str] 
         whole_df.createOrReplaceTempView("stg_invoices")
 
 
+# The invoice ids a delta's lines name, parsed as stg_invoice_line_items_checked parses a valid one: a superset of
+# the ids it looks up (a value it rejects may be here too, which only keeps one more invoice in view).
+NAMED_INVOICES = """
+select distinct try_cast(trim(raw_invoice_line_items.invoice_id) as bigint) as invoice_id
+from raw_invoice_line_items
+"""
+
+
+@contextlib.contextmanager
+def invoices_named_by_lines(spark: SparkSession, run_version: RunVersion) -> Iterator[None]:
+    """Within the block (an incremental run's check of its delta's lines), the registered stg_invoices holds only
+    the invoices those lines name, found through a broadcast of their few ids: the check joins them instead of
+    shuffling every stored invoice. A full run's lines name nearly every invoice, and it stays whole."""
+    whole_df = spark.table("stg_invoices")
+    if run_version.base is not None:
+        named_df = spark.sql(NAMED_INVOICES)
+        whole_df.join(F.broadcast(named_df), "invoice_id", "left_semi").createOrReplaceTempView("stg_invoices")
+    try:
+        yield
+    finally:
+        whole_df.createOrReplaceTempView("stg_invoices")
+
+
 # The invoices an incremental run changes, kept in its version (CHANGES_DIR) for the stages after staging: one row
 # per accepted delta invoice, with its stored account and issue date (null for a new one), and one per invoice the
 # database withdrew that is not back as a usable row (new columns null). Views: the delta's stg_invoices_checked,
