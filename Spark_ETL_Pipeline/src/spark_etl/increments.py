@@ -103,8 +103,11 @@ def _months(spark: SparkSession, query: str) -> set[str]:
     return {str(row["month"]) for row in spark.sql(query).collect()}
 
 
-def changed_skus(spark: SparkSession) -> tuple[list[str], list[str]]:
-    """SKUs added or removed, and SKUs whose price changed: a few ids, from the two small SKU tables."""
+def changed_skus(spark: SparkSession, skus_kept: bool = False) -> tuple[list[str], list[str]]:
+    """SKUs added or removed, and SKUs whose price changed: a few ids, from the two small SKU tables; none, and no
+    job, when the run kept stg_skus whole (`skus_kept`: its delta changed no SKU)."""
+    if skus_kept:
+        return [], []
     rows = spark.sql(CHANGED_SKUS).collect()
     added_or_removed = sorted(str(row["item_id"]) for row in rows if row["is_added_or_removed"])
     repriced = sorted(str(row["item_id"]) for row in rows if not row["is_added_or_removed"])
@@ -121,7 +124,7 @@ def months_naming(spark: SparkSession, lines_view: str, item_ids: list[str]) -> 
     return {str(row["partition_month"]) for row in rows}
 
 
-def line_months(spark: SparkSession, is_incremental: bool) -> list[str] | None:
+def line_months(spark: SparkSession, is_incremental: bool, skus_kept: bool = False) -> list[str] | None:
     """The months of stg_invoice_line_items the run rewrites (LINE_MONTHS, and those holding a stored line that
     names a SKU added or removed). Needs the delta's checked models, changed_invoices, the merged stg_skus,
     stored_stg_invoices, stored_stg_skus and (all months of) stored_stg_invoice_line_items, and the withdrawn_<table>
@@ -129,12 +132,14 @@ def line_months(spark: SparkSession, is_incremental: bool) -> list[str] | None:
     if not is_incremental:
         return None
     months = _months(spark, LINE_MONTHS)
-    added_or_removed, _ = changed_skus(spark)
+    added_or_removed, _ = changed_skus(spark, skus_kept)
     months |= months_naming(spark, "stored_stg_invoice_line_items", added_or_removed)
     return sorted(months)
 
 
-def total_months(spark: SparkSession, is_incremental: bool, line_months: list[str] | None) -> list[str] | None:
+def total_months(
+    spark: SparkSession, is_incremental: bool, line_months: list[str] | None, skus_kept: bool = False
+) -> list[str] | None:
     """The months of int_invoice_totals the run recomputes: every month whose lines the staging stage rewrote
     (`line_months`), those of new invoices, and those holding a line that names a SKU added, removed or repriced.
     A changed invoice that stays in its month keeps its totals row (it holds nothing of the invoice but its month).
@@ -142,7 +147,7 @@ def total_months(spark: SparkSession, is_incremental: bool, line_months: list[st
     if not is_incremental:
         return None
     months = _months(spark, NEW_INVOICE_MONTHS) | set(line_months or [])
-    added_or_removed, repriced = changed_skus(spark)
+    added_or_removed, repriced = changed_skus(spark, skus_kept)
     months |= months_naming(spark, "stg_invoice_line_items", added_or_removed + repriced)
     return sorted(months)
 
@@ -280,16 +285,22 @@ select distinct days.account_id as account_id, days.issue_date as issue_date fro
 
 CHANGES_DIR = "changes"  # beside a version's layers: what its run changed, read by the stages after staging
 CHANGE_VIEWS = {"changed_invoices": INVOICE_CHANGES, "changed_accounts": ACCOUNT_CHANGES}
+# a change view that is empty whenever the run kept a staging model whole (changed_accounts, when stg_accounts
+# was kept: no accepted account and none withdrawn); it is not stored then, each stage registers it empty
+EMPTY_WHEN_KEPT = {"changed_accounts": ("stg_accounts", "account_id bigint")}
 
 
-def is_unchanged(spark: SparkSession, run_version: RunVersion, table_name: str) -> bool:
+def is_unchanged(spark: SparkSession, run_version: RunVersion, table_name: str, checked_rows: int | None) -> bool:
     """Whether an incremental run's delta leaves stg_<table> as the previous version holds it: no accepted row
-    in its checked model and no key withdrawn (two tiny reads). Never in a full run."""
+    in its checked model (which holds `checked_rows`: none to look at when it is empty, the usual day for accounts
+    and SKUs) and no key withdrawn. Never in a full run."""
     if run_version.base is None:
         return False
-    checked_df = spark.table(f"stg_{table_name}_checked")
-    accepted_df = checked_df.where(checked_df["reject_reason"].isNull() & ~checked_df["is_collapsed"])
-    return not accepted_df.take(1) and not spark.table(f"{registry.WITHDRAWN_PREFIX}{table_name}").take(1)
+    if checked_rows != 0:
+        checked_df = spark.table(f"stg_{table_name}_checked")
+        if checked_df.where(checked_df["reject_reason"].isNull() & ~checked_df["is_collapsed"]).take(1):
+            return False
+    return not spark.table(f"{registry.WITHDRAWN_PREFIX}{table_name}").take(1)
 
 
 def month_of(day: date) -> str:
@@ -310,6 +321,9 @@ def store_changes(spark: SparkSession, run_version: RunVersion) -> None:
     if run_version.base is None:
         return
     for view, query in CHANGE_VIEWS.items():
+        if _is_empty_when_kept(run_version, view):
+            load.empty_frame(spark, EMPTY_WHEN_KEPT[view][1]).createOrReplaceTempView(view)
+            continue
         path = f"{run_version.folder}/{CHANGES_DIR}/{view}"
         load.write_parquet(spark.sql(query), path)
         load.read_parquet(spark, path).createOrReplaceTempView(view)
@@ -320,7 +334,14 @@ def use_changes(spark: SparkSession, run_version: RunVersion) -> None:
     if run_version.base is None:
         return
     for view in CHANGE_VIEWS:
-        load.read_parquet(spark, f"{run_version.folder}/{CHANGES_DIR}/{view}").createOrReplaceTempView(view)
+        if _is_empty_when_kept(run_version, view):
+            load.empty_frame(spark, EMPTY_WHEN_KEPT[view][1]).createOrReplaceTempView(view)
+        else:
+            load.read_parquet(spark, f"{run_version.folder}/{CHANGES_DIR}/{view}").createOrReplaceTempView(view)
+
+
+def _is_empty_when_kept(run_version: RunVersion, view: str) -> bool:
+    return view in EMPTY_WHEN_KEPT and run_version.is_kept("staging", EMPTY_WHEN_KEPT[view][0])
 
 
 def invoice_months(spark: SparkSession, run_version: RunVersion) -> list[str] | None:

@@ -188,6 +188,10 @@ class Stage:
         self._record(ModelRun(self.layer, model_name, 0, seconds, path, profile_rows, [], is_kept=True))
         return stored_df
 
+    def rows(self, model_name: str) -> int | None:
+        """The rows the stage's last build of `model_name` wrote (None for a view)."""
+        return next(run.rows for run in reversed(self.runs) if run.model_name == model_name)
+
     def profile(self, model_name: str) -> list[dict[str, Any]]:
         """The column profile observed when `model_name` was last built in this stage with `profile=True` (of the
         rows `Stage.profiled` holds: see `profile_caption`)."""

@@ -171,6 +171,10 @@ class RunVersion:
     def built(self, layer: str, model_name: str) -> dict[str, Any] | None:
         return read_json(self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}")
 
+    def is_kept(self, layer: str, model_name: str) -> bool:
+        """Whether this run took the model whole from the version it builds on (`keep`)."""
+        return bool((self.built(layer, model_name) or {}).get("kept"))
+
     def rewritten(self, layer: str, model_name: str) -> list[str] | None:
         """The partitions this run rewrote of a partitioned model; None when it wrote the model whole."""
         record = self.built(layer, model_name)
