@@ -204,8 +204,9 @@ def delta_lines(result: ScaleResult) -> list[str]:
     if summary:
         lines += [
             f"(e)'s run_summary.json: mode {summary.get('mode')}, version {summary.get('version')}; "
-            f"{fmt_count(summary.get('invoices_recomputed'))} invoices recomputed; issue months of lines "
-            f"rewritten {fmt_months(summary.get('line_months_rewritten'))}, of totals recomputed "
+            f"{fmt_count(summary.get('invoices_recomputed'))} invoices recomputed; issue months of invoices "
+            f"rewritten {fmt_months(summary.get('invoice_months_rewritten'))}, of lines rewritten "
+            f"{fmt_months(summary.get('line_months_rewritten'))}, of totals recomputed "
             f"{fmt_months(summary.get('total_months_recomputed'))}.",
             "",
         ]

@@ -154,7 +154,16 @@ def test_rerunning_a_delta_gives_the_same_files(simulation: Simulation) -> None:
 def test_a_delta_of_header_only_files_changes_nothing_and_rejects_nothing(simulation: Simulation) -> None:
     assert (simulation.header_only / CSV).read_bytes() == (simulation.days[-1].incremental / CSV).read_bytes()
     assert run_rejects(simulation.header_only) == collections.Counter()
-    assert summary(simulation.header_only)["mode"] == "incremental"
+    recorded = summary(simulation.header_only)
+    assert recorded["mode"] == "incremental"
+    months = ["invoice_months_rewritten", "line_months_rewritten", "total_months_recomputed"]
+    months += ["daily_months_recomputed", "feature_months_recomputed"]
+    assert {key: recorded[key] for key in ["delta_rows", *months, "invoices_recomputed", "accounts_recomputed"]} == {
+        "delta_rows": {"accounts": 0, "invoice_line_items": 0, "invoices": 0, "skus": 0},
+        **{key: [] for key in months},  # nothing changed, and as_of did not move
+        "invoices_recomputed": 0,
+        "accounts_recomputed": 0,
+    }
 
 
 def split_real_extracts(extracts: Path) -> tuple[Tables, Tables]:

@@ -271,7 +271,7 @@ def test_changed_account_days_of_payments_only_are_none(spark: SparkSession) -> 
     assert session.sql(increments.CHANGED_ACCOUNT_DAYS).collect() == []
 
 
-def test_daily_months_run_from_the_earliest_changed_month_on(spark: SparkSession) -> None:
+def test_daily_changes_run_from_the_earliest_changed_month_on(spark: SparkSession) -> None:
     session = spark.newSession()
     run_version = incremental_version(session, ["2021-01", "2021-02", "2021-03", "2021-04"])
     register_changed_invoices(
@@ -282,16 +282,19 @@ def test_daily_months_run_from_the_earliest_changed_month_on(spark: SparkSession
             (3, None, None, 30, date(2021, 6, 1)),  # new, in a month the base does not hold
         ],
     )
-    # 2021-03 holds no change but its days' windows can reach 2021-02; 2021-05 holds nothing at all
-    assert increments.daily_months(session, run_version) == ["2021-02", "2021-03", "2021-04", "2021-06"]
+    # 2021-03 holds no change but its days' windows can reach 2021-02; 2021-05 holds nothing at all; accounts 20
+    # and 30 are recomputed, not 10 (a payment)
+    assert increments.daily_changes(session, run_version) == increments.DailyChanges(
+        ["2021-02", "2021-03", "2021-04", "2021-06"], 2
+    )
 
 
-def test_daily_months_without_a_moved_day_are_none_and_a_full_run_every_month(spark: SparkSession) -> None:
+def test_daily_changes_without_a_moved_day_are_none_and_a_full_run_every_month(spark: SparkSession) -> None:
     session = spark.newSession()
     register_changed_invoices(session, [(1, 10, date(2021, 1, 31), 10, date(2021, 1, 31))])
-    assert increments.daily_months(session, incremental_version(session, ["2021-01", "2021-02"])) == []
-    assert increments.daily_months(session, incremental_version(session, None)) is None
-    assert increments.restrict_to_changed_accounts(session, incremental_version(session, None)) is None
+    no_move = increments.DailyChanges([], 0)
+    assert increments.daily_changes(session, incremental_version(session, ["2021-01", "2021-02"])) == no_move
+    assert increments.daily_changes(session, incremental_version(session, None)) is None
 
 
 @pytest.fixture(scope="module")
@@ -337,12 +340,13 @@ def daily_increment(spark: SparkSession) -> tuple[SparkSession, list[str] | None
         (3, date(2021, 4, 5), 1, 0, 1, "2021-04"),  # its invoice moved away: account 3 has no day left
     ]
     run_version = incremental_version(session, ["2020-10", "2021-01", "2021-02", "2021-03", "2021-04"])
-    daily_months = increments.daily_months(session, run_version)
+    changes = increments.daily_changes(session, run_version)
+    assert changes is not None
     # use_base: the base's rows of the months rewritten
-    in_months = [row for row in stored if daily_months is not None and row[5] in daily_months]
+    in_months = [row for row in stored if row[5] in changes.months]
     register_model_rows(session, "stored_int_account_daily_invoices", "int_account_daily_invoices", in_months)
-    accounts_recomputed = increments.restrict_to_changed_accounts(session, run_version)
-    return session, daily_months, accounts_recomputed
+    increments.restrict_to_changed_accounts(session, run_version)
+    return session, changes.months, changes.accounts
 
 
 def test_daily_increment_rewrites_the_months_from_the_earliest_change_on(
@@ -434,11 +438,13 @@ def test_daily_increment_with_the_kept_months_equals_a_full_run(spark: SparkSess
     full = collect_sorted(session.sql(sql), DAILY_COLUMNS)
 
     run_version = incremental_version(session, sorted({str(row[5]) for row in base_rows}))
-    daily_months = increments.daily_months(session, run_version)
-    assert daily_months == ["2021-03", "2021-04", "2021-05", "2021-06"]
+    assert increments.daily_changes(session, run_version) == increments.DailyChanges(
+        ["2021-03", "2021-04", "2021-05", "2021-06"], 2
+    )
+    daily_months = ["2021-03", "2021-04", "2021-05", "2021-06"]
     in_months = [row for row in base_rows if row[5] in daily_months]
     register_model_rows(session, "stored_int_account_daily_invoices", "int_account_daily_invoices", in_months)
-    assert increments.restrict_to_changed_accounts(session, run_version) == 2
+    increments.restrict_to_changed_accounts(session, run_version)
     model_df = session.sql(sql)
     rewritten = collect_sorted(model_df.where(model_df["partition_month"].isin(daily_months)), DAILY_COLUMNS)
     kept = [row for row in base_rows if row[5] not in daily_months]

@@ -149,6 +149,7 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
         "rows_merged": {table: counts["kept"] for table, counts in staging["tables"].items()},
         # from the database: per table, the groups of rows added, changed, deleted or delivered again
         "source_changes": staging.get("source_changes"),
+        "invoice_months_rewritten": staging["invoice_months"],
         "line_months_rewritten": staging["line_months"],
         "total_months_recomputed": intermediate["total_months"],
         "daily_months_recomputed": intermediate["daily_months"],

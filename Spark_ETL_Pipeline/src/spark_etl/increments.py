@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -352,26 +353,40 @@ def invoice_months(spark: SparkSession, run_version: RunVersion) -> list[str] | 
     return sorted(_distinct_months(spark.table("changed_invoices"), "old_issue_date", "new_issue_date"))
 
 
-def daily_months(spark: SparkSession, run_version: RunVersion) -> list[str] | None:
-    """The months of int_account_daily_invoices an incremental run rewrites: from the earliest changed account-day
-    on, since a day's counts depend on the account's days before it only. None in a full run: every month."""
+@dataclass(frozen=True)
+class DailyChanges:
+    """What an incremental run recomputes of int_account_daily_invoices: the months it rewrites, from the earliest
+    changed account-day on (a day's counts depend on the account's days before it only), and how many accounts."""
+
+    months: list[str]
+    accounts: int
+
+
+def daily_changes(spark: SparkSession, run_version: RunVersion) -> DailyChanges | None:
+    """The months and accounts (CHANGED_ACCOUNT_DAYS), from one query over the few changed invoices. None in a full
+    run: every month, every account."""
     if run_version.base is None:
         return None
     days_df = spark.sql(CHANGED_ACCOUNT_DAYS)
-    changed = _distinct_months(days_df, "issue_date")
+    found = days_df.agg(
+        F.count_distinct(days_df["account_id"]).alias("accounts"),
+        F.collect_set(F.date_format(days_df["issue_date"], "yyyy-MM")).alias("months"),
+    ).first()
+    assert found is not None  # a global aggregate has one row
+    changed = {str(month) for month in found["months"]}
     if not changed:
-        return []
+        return DailyChanges([], int(found["accounts"]))
     first = min(changed)
     stored = run_version.base.partitions("int_account_daily_invoices")
-    return sorted({month for month in stored if month >= first} | changed)
+    return DailyChanges(sorted({month for month in stored if month >= first} | changed), int(found["accounts"]))
 
 
-def restrict_to_changed_accounts(spark: SparkSession, run_version: RunVersion) -> int | None:
+def restrict_to_changed_accounts(spark: SparkSession, run_version: RunVersion) -> None:
     """For an incremental run's int_account_daily_invoices: narrow stg_invoices to the accounts whose days changed
     (recomputed from their whole history) and stored_int_account_daily_invoices to the other accounts (their
-    stored rows of the months rewritten stay). Returns the accounts recomputed; None in a full run (all)."""
+    stored rows of the months rewritten stay). Nothing in a full run (every account is computed)."""
     if run_version.base is None:
-        return None
+        return
     accounts_df = spark.sql(CHANGED_ACCOUNT_DAYS).select("account_id").distinct()
     invoices_df = spark.table("stg_invoices")
     invoices_df.join(F.broadcast(accounts_df), "account_id", "left_semi").createOrReplaceTempView("stg_invoices")
@@ -379,7 +394,6 @@ def restrict_to_changed_accounts(spark: SparkSession, run_version: RunVersion) -
     stored_df.join(F.broadcast(accounts_df), "account_id", "left_anti").createOrReplaceTempView(
         "stored_int_account_daily_invoices"
     )
-    return accounts_df.count()
 
 
 def as_of_months(old: date | None, new: date | None, months: list[str]) -> set[str]:

@@ -190,7 +190,10 @@ class Stage:
 
     def rows(self, model_name: str) -> int | None:
         """The rows the stage's last build of `model_name` wrote (None for a view)."""
-        return next(run.rows for run in reversed(self.runs) if run.model_name == model_name)
+        for run in reversed(self.runs):
+            if run.model_name == model_name:
+                return run.rows
+        raise KeyError(f"{model_name} has not been built in the {self.layer} stage")
 
     def profile(self, model_name: str) -> list[dict[str, Any]]:
         """The column profile observed when `model_name` was last built in this stage with `profile=True` (of the

@@ -146,24 +146,23 @@ class RunVersion:
     ) -> None:
         """Say what this run wrote of a model (the partitions it rewrote, for a partitioned one), for the
         manifest the run commits."""
-        document = {
-            "layer": layer,
-            "schema": schema.json(),
-            "partitioned": partitioned,
-            "rewritten": sorted(set(rewritten)),
-        }
-        filesystem.write_text(
-            self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}", json.dumps(document) + "\n"
-        )
+        self._write_record(layer, model_name, schema.json(), partitioned, sorted(set(rewritten)))
 
     def keep(self, layer: str, model_name: str) -> None:
         """Say that this run takes a model whole from the version it builds on (its delta changes nothing there):
         the manifest it commits names the base version's folders, and nothing is written."""
         if self.base is None or model_name not in self.base.models:
             raise VersionError(f"{model_name}: there is no previous version to keep it from")
-        document = {"layer": layer, "schema": self.base.models[model_name]["schema"], "kept": True}
-        document["partitioned"] = self.base.models[model_name]["partitioned"]
-        document["rewritten"] = []
+        entry = self.base.models[model_name]
+        self._write_record(layer, model_name, entry["schema"], entry["partitioned"], [], kept=True)
+
+    def _write_record(
+        self, layer: str, model_name: str, schema_json: str, partitioned: bool, rewritten: list[str], kept: bool = False
+    ) -> None:
+        document: dict[str, Any] = {"layer": layer, "schema": schema_json, "partitioned": partitioned}
+        document["rewritten"] = rewritten
+        if kept:
+            document["kept"] = True
         filesystem.write_text(
             self.spark, f"{self.model_dir(layer, model_name)}/{MODEL_RECORD}", json.dumps(document) + "\n"
         )
