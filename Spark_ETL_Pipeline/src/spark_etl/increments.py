@@ -3,6 +3,7 @@ and the accounts whose daily counts it recomputes.
 
 Staging keeps the invoices and accounts the delta changes (INVOICE_CHANGES, ACCOUNT_CHANGES) in the run's version,
 a few rows read by the later stages. From them:
+- invoices (stg_invoices): the months where a changed invoice was and is (a payment rewrites its own month);
 - lines (stg_invoice_line_items): the months of invoices that get delta lines, that move or that the database
   withdrew, and of lines naming a SKU that appeared or disappeared (`is_known_sku` is judged against today's SKUs);
 - totals (int_invoice_totals): those, the months of new invoices and of lines naming a repriced SKU;
