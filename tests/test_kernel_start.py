@@ -4,6 +4,9 @@ each stage starts in it with none of the previous stage's names and the run's JV
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from jupyter_client.manager import KernelManager
 
@@ -53,3 +56,14 @@ def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_nam
     assert set(first["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
     assert set(second["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
     assert first["gateway"] == second["gateway"] == "12345"
+
+
+def test_the_entry_script_loads_none_of_what_the_kernel_preloads() -> None:
+    """The runner reads the kernel's start-up line from stage_kernel; the entry script draws no chart."""
+    probe = (
+        "import sys, spark_etl.cli\n"
+        "print('matplotlib.pyplot' in sys.modules, 'spark_etl.notebook_display' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(runner.PACKAGE_SOURCE_DIR)}
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert printed.stdout.split() == ["False", "False"]
