@@ -159,13 +159,9 @@ def invoices_in(spark: SparkSession, run_version: RunVersion, months: list[str] 
     """Within the block, the registered stg_invoices holds only the given issue months (None: it stays whole), read
     from those months' folders of the run's version, so a partitioned model built from it computes only those
     months and joins a fraction of the invoices; the whole view is registered again after."""
-    whole_df = spark.table("stg_invoices")
-    if months is not None:
-        run_version.read("staging", "stg_invoices", months).createOrReplaceTempView("stg_invoices")
-    try:
+    narrowed_df = None if months is None else run_version.read("staging", "stg_invoices", months)
+    with _invoices_as(spark, narrowed_df):
         yield
-    finally:
-        whole_df.createOrReplaceTempView("stg_invoices")
 
 
 # The invoice ids a delta's lines name, parsed as stg_invoice_line_items_checked parses a valid one: a superset of
@@ -181,10 +177,21 @@ def invoices_named_by_lines(spark: SparkSession, run_version: RunVersion) -> Ite
     """Within the block (an incremental run's check of its delta's lines), the registered stg_invoices holds only
     the invoices those lines name, found through a broadcast of their few ids: the check joins them instead of
     shuffling every stored invoice. A full run's lines name nearly every invoice, and it stays whole."""
-    whole_df = spark.table("stg_invoices")
+    narrowed_df = None
     if run_version.base is not None:
-        named_df = spark.sql(NAMED_INVOICES)
-        whole_df.join(F.broadcast(named_df), "invoice_id", "left_semi").createOrReplaceTempView("stg_invoices")
+        named_df = F.broadcast(spark.sql(NAMED_INVOICES))
+        narrowed_df = spark.table("stg_invoices").join(named_df, "invoice_id", "left_semi")
+    with _invoices_as(spark, narrowed_df):
+        yield
+
+
+@contextlib.contextmanager
+def _invoices_as(spark: SparkSession, narrowed_df: DataFrame | None) -> Iterator[None]:
+    """Within the block, stg_invoices is `narrowed_df` (None: it stays whole); the whole view is registered again
+    after."""
+    whole_df = spark.table("stg_invoices")
+    if narrowed_df is not None:
+        narrowed_df.createOrReplaceTempView("stg_invoices")
     try:
         yield
     finally:
@@ -318,17 +325,15 @@ def register_changes(spark: SparkSession) -> None:
 
 def store_changes(spark: SparkSession, run_version: RunVersion) -> None:
     """Keep the keys an incremental run's delta changes in its version and register them as views (see
-    INVOICE_CHANGES, ACCOUNT_CHANGES); a full run changes everything and keeps none. Staging calls this once its
-    merged models are built, while the delta and the withdrawn keys are registered."""
+    INVOICE_CHANGES, ACCOUNT_CHANGES); a full run changes everything and keeps none. Staging calls this once
+    stg_accounts is built or kept and before stg_invoices is (whose months come from changed_invoices), while the
+    delta and the withdrawn keys are registered."""
     if run_version.base is None:
         return
     for view, query in CHANGE_VIEWS.items():
-        if _is_empty_when_kept(run_version, view):
-            load.empty_frame(spark, EMPTY_WHEN_KEPT[view][1]).createOrReplaceTempView(view)
-            continue
-        path = f"{run_version.folder}/{CHANGES_DIR}/{view}"
-        load.write_parquet(spark.sql(query), path)
-        load.read_parquet(spark, path).createOrReplaceTempView(view)
+        if not _is_empty_when_kept(run_version, view):
+            load.write_parquet(spark.sql(query), _change_path(run_version, view))
+    use_changes(spark, run_version)
 
 
 def use_changes(spark: SparkSession, run_version: RunVersion) -> None:
@@ -339,7 +344,11 @@ def use_changes(spark: SparkSession, run_version: RunVersion) -> None:
         if _is_empty_when_kept(run_version, view):
             load.empty_frame(spark, EMPTY_WHEN_KEPT[view][1]).createOrReplaceTempView(view)
         else:
-            load.read_parquet(spark, f"{run_version.folder}/{CHANGES_DIR}/{view}").createOrReplaceTempView(view)
+            load.read_parquet(spark, _change_path(run_version, view)).createOrReplaceTempView(view)
+
+
+def _change_path(run_version: RunVersion, view: str) -> str:
+    return f"{run_version.folder}/{CHANGES_DIR}/{view}"
 
 
 def _is_empty_when_kept(run_version: RunVersion, view: str) -> bool:
