@@ -18,7 +18,7 @@ import papermill
 from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from spark_etl import kernel_lifetime, stage_kernel, stage_metrics
+from spark_etl import class_archive, kernel_lifetime, stage_kernel, stage_metrics
 from spark_etl.session import driver_java_options, prepare_jvm_launch
 
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parent.parent
@@ -26,6 +26,8 @@ PROJECT_DIR = PACKAGE_SOURCE_DIR.parent.parent
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
 STAGE_NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
 KERNEL_NAME = "python3"
+# how long the JVM may take to exit once asked; the first run on a machine also writes the class archive then
+JVM_EXIT_SECONDS = 60
 # the kernels' own start-up and shutdown chatter would interleave with the stage lines; a kernel dies with the
 # entry script (kernel_lifetime), which a scheduler's SIGKILL to its process group would otherwise not reach; and
 # it loads what the stages import while it boots (stage_kernel), as the JVM starts
@@ -72,10 +74,14 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
     from pyspark.java_gateway import launch_gateway
 
     launch_conf = dict(conf)
-    launch_conf.setdefault("spark.driver.extraJavaOptions", driver_java_options())
+    archive = None
+    if "spark.driver.extraJavaOptions" not in launch_conf:
+        archive = class_archive.plan(launch_conf, may_write=True)  # this JVM writes it at exit when there is none
+        launch_conf["spark.driver.extraJavaOptions"] = driver_java_options(archive)
     try:
         gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
     except RuntimeError as error:  # pyspark's "Java gateway process exited before sending its port number"
+        class_archive.publish(archive, exited_on_its_own=False)
         raise SparkStartError(str(error)) from error
     try:
         parameters = gateway.gateway_parameters
@@ -83,12 +89,15 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
     finally:
         gateway.shutdown()
         process = getattr(gateway, "proc", None)
+        exited_on_its_own = False
         if process is not None:
             process.terminate()
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=JVM_EXIT_SECONDS)
+                exited_on_its_own = True
             except Exception:
                 process.kill()
+        class_archive.publish(archive, exited_on_its_own)
 
 
 def read_metrics(executed_path: Path) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from spark_etl import class_archive
+
 # Settings every session gets unless the caller overrides them. Dates are calendar dates, so the session time
 # zone only matters for timestamps; UTC keeps any that appear reproducible. The raw local file system avoids
 # writing a .crc checksum file beside every output file. Cached plans may be re-partitioned by adaptive query
@@ -81,14 +83,15 @@ SUPPORTED_JAVA = ("11", "17")
 LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
-def driver_java_options() -> str:
+def driver_java_options(archive: class_archive.ArchivePlan | None = None) -> str:
     """JVM options for a driver this process starts, unless the run sets spark.driver.extraJavaOptions itself.
 
     The project's log4j2 settings (Spark's own log at WARN), and the Parallel collector: a batch job wants
     throughput, not G1's short pauses; docs/scaling.md has the run times with each. A cluster's executors keep
-    the collector the cluster sets.
+    the collector the cluster sets. With `archive`, the class archive's option (`class_archive`).
     """
-    return f"-XX:+UseParallelGC -Dlog4j2.configurationFile=file:{LOG_CONFIG}"
+    options = f"-XX:+UseParallelGC -Dlog4j2.configurationFile=file:{LOG_CONFIG}"
+    return f"{options} {archive.java_option}" if archive is not None else options
 
 
 def java_major_version(java_home: str | None) -> str | None:
@@ -153,7 +156,8 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
         return spark
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # this process starts the JVM
         prepare_jvm_launch(master)
-        settings.setdefault("spark.driver.extraJavaOptions", driver_java_options())
+        archive = class_archive.plan(settings, may_write=False)  # only a runner waits for its JVM's exit
+        settings.setdefault("spark.driver.extraJavaOptions", driver_java_options(archive))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in settings.items():
