@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 METRICS_MIME_TYPE = "application/vnd.spark-etl.stage-metrics+json"
 
 
@@ -21,6 +19,9 @@ def publish(metrics: dict[str, Any]) -> None:
 
 def read(executed_path: Path) -> dict[str, Any] | None:
     """The metrics a notebook published, or None when it published none."""
+    import nbformat  # here, not above: the stages' kernel imports this module to publish, and nbformat's schema
+    # validator takes 0.7 s to import; only the entry script, which has it loaded already, reads
+
     notebook = nbformat.read(executed_path, as_version=4)
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
