@@ -32,6 +32,7 @@ from bench_jobs import (
     contract_job,
     floor_job,
     load_results,
+    prime_class_archive,
     run_scale,
     save_results,
 )
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     plan: list[tuple[str, float, float]] = [(scale_label(s), s, 0.0) for s in options.scales]
     if SKEW_SCALE in options.scales and not options.no_skew:
         plan.append((f"{scale_label(SKEW_SCALE)} skewed", SKEW_SCALE, SKEW_SHARE))
+    prime_class_archive(options)
     for label, scale, skew_share in plan:
         print(f"{label}:", file=sys.stderr, flush=True)
         engines: tuple[str, ...] = RUN_NAMES
