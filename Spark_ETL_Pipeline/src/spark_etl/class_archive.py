@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from spark_etl import warehouse_lock
+
 # where archives are kept: SPARK_ETL_CACHE_DIR, else the user's cache folder (XDG_CACHE_HOME or ~/.cache)
 CACHE_DIR_ENV = "SPARK_ETL_CACHE_DIR"
 # "off" turns the archive off (no option added, none written)
@@ -97,24 +99,6 @@ def plan(conf: Mapping[str, str], may_write: bool) -> ArchivePlan | None:
     return ArchivePlan(f"-XX:ArchiveClassesAtExit={writes} {QUIET}", writes=writes, archive=archive)
 
 
-def remove_abandoned(folder: Path) -> None:
-    """Remove what JVMs killed while writing left: their runner (the pid in the name) is gone."""
-    for leftover in folder.glob("*.tmp"):
-        pid = leftover.suffixes[-2].lstrip(".") if len(leftover.suffixes) >= 2 else ""
-        if pid.isdigit() and not _is_running(int(pid)):
-            leftover.unlink(missing_ok=True)
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
 def publish(archive_plan: ArchivePlan | None, exited_on_its_own: bool) -> None:
     """After the JVM exited: move the archive it wrote into place, or remove what a killed JVM left half-written."""
     if archive_plan is None or archive_plan.writes is None or archive_plan.archive is None:
@@ -126,3 +110,11 @@ def publish(archive_plan: ArchivePlan | None, exited_on_its_own: bool) -> None:
         os.replace(written, archive_plan.archive)
     else:
         written.unlink(missing_ok=True)
+
+
+def remove_abandoned(folder: Path) -> None:
+    """Remove what JVMs killed while writing left: their runner (the pid in the name) is gone."""
+    for leftover in folder.glob("*.tmp"):
+        pid = leftover.suffixes[-2].lstrip(".") if len(leftover.suffixes) >= 2 else ""
+        if pid.isdigit() and not warehouse_lock.pid_exists(int(pid)):
+            leftover.unlink(missing_ok=True)
