@@ -174,7 +174,40 @@ def test_rows_read_are_observed_during_the_first_scan(spark: SparkSession, tmp_p
     write_bytes(tmp_path, "invoices.csv", b"invoice_id,account_id,date_issued,payment_dates\n1,1,a,b\n2,2,c,d\n")
     observations = extract.register_extracts(spark, str(tmp_path))
     spark.table("raw_invoices").write.mode("overwrite").format("noop").save()
-    assert observations["invoices"].get == {"rows": 2}
+    invoices_observation = observations["invoices"]
+    assert isinstance(invoices_observation, Observation) and invoices_observation.get == {"rows": 2}
+
+
+def test_a_header_only_extract_is_known_empty_without_a_scan(spark: SparkSession, tmp_path: Path) -> None:
+    headers = {spec.table_name: ",".join(spec.columns).encode("utf-8") for spec in extract.EXTRACTS}
+    write_bytes(tmp_path, "accounts.csv", headers["accounts"] + b"\r\n")
+    write_bytes(tmp_path, "skus.csv", headers["skus"])  # no line break at all
+    write_bytes(tmp_path, "invoices.csv", headers["invoices"] + b"\n\n")  # a blank line is no record
+    write_bytes(tmp_path, "invoice_line_items.csv", headers["invoice_line_items"] + b"\n5")  # a record, too short
+    spark.sparkContext.setJobGroup("header_only", "registering header-only extracts")
+    try:
+        read = extract.register_extracts(spark, str(tmp_path))
+        assert len(jobs_in_group(spark, "header_only")) == 2  # the one scan, of the lines (a map and a result job)
+    finally:
+        spark.sparkContext.setJobGroup("tests", "tests")
+    assert {table: count for table, count in read.items() if isinstance(count, int)} == {
+        "accounts": 0,
+        "skus": 0,
+        "invoices": 0,
+    }
+    assert isinstance(read["invoice_line_items"], Observation)
+    # the line's observation was filled by no scan: counted by a query of its own
+    assert extract.rows_read(spark, read) == {"accounts": 0, "skus": 0, "invoices": 0, "invoice_line_items": 1}
+    assert [spark.table(f"raw_{spec.table_name}").count() for spec in extract.EXTRACTS] == [0, 0, 0, 1]
+
+
+def test_a_header_only_extract_with_a_byte_that_is_not_utf8_is_still_refused(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    write_bytes(tmp_path, "accounts.csv", ",".join(ACCOUNTS.columns).encode("utf-8") + b",not\xffes\n")
+    assert not extract.is_header_only(spark, str(tmp_path / "accounts.csv"))
+    with pytest.raises(extract.ExtractError, match=r"accounts\.csv: line 1 is not valid UTF-8"):
+        extract.read_extract(spark, str(tmp_path), ACCOUNTS)
 
 
 def test_an_observation_is_read_without_waiting_for_a_query_that_never_ran(spark: SparkSession) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -136,6 +137,23 @@ def scan_lines(spark: SparkSession, path: str) -> LineScan:
     return LineScan(int(counts["not_utf8"]), counts["odd"] == 0 and counts["crlf"] in (0, counts["lines"]))
 
 
+# a header with nothing after it is a few hundred bytes; a larger file is scanned, even if it turns out empty
+HEADER_ONLY_MAX_BYTES = 64 * 1024
+
+
+def is_header_only(spark: SparkSession, path: str) -> bool:
+    """A valid UTF-8 file holding its header line and at most line breaks after it: no record to read, so neither
+    its checks nor its count need a Spark job. A day's delta often has such files (no account or SKU changed)."""
+    if filesystem.size(spark, path) > HEADER_ONLY_MAX_BYTES:
+        return False
+    try:
+        text = filesystem.read_bytes(spark, path).decode(UTF_8)
+    except UnicodeDecodeError:
+        return False  # the scan names the bad line
+    header, _, rest = text.partition("\n")
+    return "\r" not in header.rstrip("\r") and rest.strip("\r\n") == ""
+
+
 def not_utf8(value: Column) -> Column:
     """A line (read by the text source, which keeps the file's bytes) holding bytes that are not UTF-8."""
     return value.cast("binary") != F.encode(value, UTF_8)
@@ -174,7 +192,7 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract, encod
         raise ExtractError(f"{path}: column {duplicated[0]} appears more than once in the header")
     schema = StructType([StructField(name, StringType()) for name in [*header, CORRUPT_RECORD_COLUMN]])
     in_splits = False
-    if not encoding:
+    if not encoding and not is_header_only(spark, path):
         lines = scan_lines(spark, path)
         if lines.not_utf8:
             line_number = first_line_not_utf8(spark, path)
@@ -197,28 +215,38 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract, encod
     return raw_df.select(*[raw_df[name] for name in [*extract.columns, CORRUPT_RECORD_COLUMN]])
 
 
-def register_extracts(spark: SparkSession, extracts_dir: str, encoding: str = "") -> dict[str, Observation]:
+def register_extracts(spark: SparkSession, extracts_dir: str, encoding: str = "") -> dict[str, Observation | int]:
     """Check all four headers first, then register each extract as view raw_<table>.
 
-    Returns an observation per table that reports the rows read once the first model has scanned the file,
-    so the count costs no extra pass.
+    Returns, per table, an observation that reports the rows read once the first model has scanned the file, so
+    the count costs no extra pass; or 0 for a header-only file (`is_header_only`), which no observation would
+    report: adaptive execution prunes the scans of an input found empty.
     """
     if not filesystem.exists(spark, extracts_dir):
         raise ExtractError(f"{extracts_dir}: folder not found")
     raw_dfs = {extract.table_name: read_extract(spark, extracts_dir, extract, encoding) for extract in EXTRACTS}
-    observations = {}
-    for table_name, raw_df in raw_dfs.items():
-        observation = Observation(f"read_{table_name}")
-        raw_df.observe(observation, F.count(F.lit(1)).alias("rows")).createOrReplaceTempView(f"raw_{table_name}")
-        observations[table_name] = observation
+    observations: dict[str, Observation | int] = {}
+    for extract in EXTRACTS:
+        raw_df, view = raw_dfs[extract.table_name], f"raw_{extract.table_name}"
+        if not encoding and is_header_only(spark, extract_path(extracts_dir, extract)):
+            raw_df.createOrReplaceTempView(view)
+            observations[extract.table_name] = 0
+            continue
+        observation = Observation(f"read_{extract.table_name}")
+        raw_df.observe(observation, F.count(F.lit(1)).alias("rows")).createOrReplaceTempView(view)
+        observations[extract.table_name] = observation
     return observations
 
 
-def rows_read(spark: SparkSession, read_observations: dict[str, Observation]) -> dict[str, int]:
-    """Rows read per table, as observed during the models' scans of the extracts; a table whose scan adaptive
-    execution pruned (an empty input elsewhere made it unnecessary) is counted by a query of its own."""
+def rows_read(spark: SparkSession, read_observations: Mapping[str, Observation | int]) -> dict[str, int]:
+    """Rows read per table, as observed during the models' scans of the extracts (or known without a scan); a
+    table whose scan adaptive execution pruned (an empty input elsewhere made it unnecessary) is counted by a
+    query of its own."""
     counts = {}
     for table_name, observation in read_observations.items():
+        if isinstance(observation, int):
+            counts[table_name] = observation
+            continue
         view = f"raw_{table_name}"
         metrics = observations.observed_or(spark, observation, lambda: {"rows": spark.table(view).count()})  # noqa: B023
         counts[table_name] = int(metrics["rows"])

@@ -67,6 +67,16 @@ def read_text(spark: SparkSession, path: str) -> str | None:
         stream.close()
 
 
+def read_bytes(spark: SparkSession, path: str) -> bytes:
+    """A small file's bytes, as they are (no decoding)."""
+    fs, hadoop_path = _hadoop(spark, path)
+    stream = fs.open(hadoop_path)
+    try:
+        return bytes(jvm(spark).org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
+
+
 def write_text(spark: SparkSession, path: str, text: str) -> None:
     """Create or overwrite a small UTF-8 file."""
     fs, hadoop_path = _hadoop(spark, path)
