@@ -661,7 +661,10 @@ def write_report(
         "the CPU time the rest of the machine used during the run, divided by its wall time (in cores, out "
         f"of {os.cpu_count()}): anything well above 0 means other work competed with the run and inflated "
         f"its wall time. Each run starts once the CPUs are under {options.quiet_below:g}% busy, or after "
-        f"waiting {options.quiet_wait:g} s.",
+        f"waiting {options.quiet_wait:g} s. Before the first size, one untimed pipeline run on the checkout's "
+        "bundled extracts lets a machine's first run write the driver's class archive "
+        "(`spark_etl/class_archive.py`), so every timed run maps it, as every run after a machine's first does; "
+        "(a) and (d) start their JVMs through `spark_etl.session`, so they map it too.",
         "",
         "## Targets",
         "",
