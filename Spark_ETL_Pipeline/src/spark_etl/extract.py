@@ -180,6 +180,11 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract, encod
     line: a reader would otherwise replace those bytes, changing values silently. With one, the file is decoded
     with it, whole.
     """
+    return _read_checked(spark, extracts_dir, extract, encoding)[0]
+
+
+def _read_checked(spark: SparkSession, extracts_dir: str, extract: Extract, encoding: str) -> tuple[DataFrame, bool]:
+    """`read_extract`'s DataFrame, and whether the file is header-only (`is_header_only`), found on the way."""
     path = extract_path(extracts_dir, extract)
     if encoding and not filesystem.jvm(spark).java.nio.charset.Charset.isSupported(encoding):
         raise ExtractError(f"--encoding {encoding}: not an encoding Java knows (e.g. UTF-8, ISO-8859-1, windows-1252)")
@@ -192,7 +197,8 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract, encod
         raise ExtractError(f"{path}: column {duplicated[0]} appears more than once in the header")
     schema = StructType([StructField(name, StringType()) for name in [*header, CORRUPT_RECORD_COLUMN]])
     in_splits = False
-    if not encoding and not is_header_only(spark, path):
+    header_only = not encoding and is_header_only(spark, path)
+    if not encoding and not header_only:
         lines = scan_lines(spark, path)
         if lines.not_utf8:
             line_number = first_line_not_utf8(spark, path)
@@ -212,7 +218,7 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract, encod
         mode="PERMISSIVE",
         columnNameOfCorruptRecord=CORRUPT_RECORD_COLUMN,
     )
-    return raw_df.select(*[raw_df[name] for name in [*extract.columns, CORRUPT_RECORD_COLUMN]])
+    return raw_df.select(*[raw_df[name] for name in [*extract.columns, CORRUPT_RECORD_COLUMN]]), header_only
 
 
 def register_extracts(spark: SparkSession, extracts_dir: str, encoding: str = "") -> dict[str, Observation | int]:
@@ -224,11 +230,11 @@ def register_extracts(spark: SparkSession, extracts_dir: str, encoding: str = ""
     """
     if not filesystem.exists(spark, extracts_dir):
         raise ExtractError(f"{extracts_dir}: folder not found")
-    raw_dfs = {extract.table_name: read_extract(spark, extracts_dir, extract, encoding) for extract in EXTRACTS}
+    raw_dfs = {extract.table_name: _read_checked(spark, extracts_dir, extract, encoding) for extract in EXTRACTS}
     observations: dict[str, Observation | int] = {}
     for extract in EXTRACTS:
-        raw_df, view = raw_dfs[extract.table_name], f"raw_{extract.table_name}"
-        if not encoding and is_header_only(spark, extract_path(extracts_dir, extract)):
+        (raw_df, header_only), view = raw_dfs[extract.table_name], f"raw_{extract.table_name}"
+        if header_only:
             raw_df.createOrReplaceTempView(view)
             observations[extract.table_name] = 0
             continue

@@ -166,8 +166,9 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
         return spark
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # this process starts the JVM
         prepare_jvm_launch(master)
-        archive = class_archive.plan(settings, may_write=False)  # only a runner waits for its JVM's exit
-        settings.setdefault("spark.driver.extraJavaOptions", driver_java_options(archive))
+        if "spark.driver.extraJavaOptions" not in settings:  # only a runner waits for its JVM's exit to write one
+            archive = class_archive.plan(settings, may_write=False)
+            settings["spark.driver.extraJavaOptions"] = driver_java_options(archive)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in settings.items():
