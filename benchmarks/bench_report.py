@@ -19,6 +19,7 @@ import psutil
 from bench_delta import NEW_SHARE, PAID_SHARE
 from bench_jobs import CONTRACT_MAX_SCALE, DRIVER_MEMORY_1000X, SKEW_SCALE, SKEW_SHARE, ScaleResult
 from bench_measure import SAMPLE_SECONDS, ProcessRun, gib
+from spark_etl.runner import QUICK_JIT_MAX_INVOICES
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_REPO = BENCH_DIR.parent
@@ -485,6 +486,10 @@ def export_seconds(cells: list[dict[str, Any]] | None) -> float | None:
     return None
 
 
+# run_summary.json's driver_jit, in words
+JIT_NAMES = {"c1": "C1 alone", "tiered": "C1 and C2", "as set": "the options the run set"}
+
+
 def incremental_summary_line(result: ScaleResult) -> str:
     """Where (e)'s wall time went, in one sentence made from its numbers: the notebooks, the largest of them
     (said to dominate when it holds most of the wall), and in 03_marts the feature model and the CSV export."""
@@ -500,6 +505,9 @@ def incremental_summary_line(result: ScaleResult) -> str:
     if result.pipeline is not None and result.pipeline.ok:
         text += f" against {result.pipeline.seconds:.1f} s for (b)"
     text += ": " + ", ".join(parts) + "."
+    jit = result.incremental_summary.get("driver_jit")
+    if jit is not None:  # C1 alone for a short incremental run, C2 too for any other (spark_etl.runner)
+        text += f" Its driver JVM compiled with {JIT_NAMES.get(jit, jit)} (`driver_jit` {jit})."
     if notebooks:
         largest = max(notebooks, key=lambda name: notebooks[name])
         share = notebooks[largest] / wall
@@ -651,7 +659,10 @@ def write_report(
         "which day 0 holds without their payment date; accounts and SKUs are unchanged (header-only files). "
         "(b') a full run on day 0 (`--warehouse SCRATCH/warehouse`) builds the warehouse, then (e) is "
         "`--incremental --extracts DELTA` with the same warehouse and output folder, timed as (b) is. Day 0 "
-        "plus the delta is the generated extracts, so (e)'s feature CSV must equal (b)'s byte for byte.",
+        "plus the delta is the generated extracts, so (e)'s feature CSV must equal (b)'s byte for byte. (e) "
+        "chooses its driver's compilers as any run does: C1 alone for an incremental run over fewer than "
+        f"{QUICK_JIT_MAX_INVOICES:,} stored invoices (`spark_etl.runner.is_quick_jit_run`), C1 and C2 otherwise "
+        "and for every full run; each size's paragraph under the incremental run's time says which it used.",
         "",
         "Wall seconds are the whole process, interpreter and JVM start included. Peak memory is the highest "
         "sum of RSS over the process and all its descendants (JVM, notebook kernels), sampled every "

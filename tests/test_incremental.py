@@ -138,10 +138,12 @@ def test_each_day_the_rejects_are_the_deltas_bad_rows(simulation: Simulation) ->
         assert run_rejects(day.incremental) == day.expected_rejects, day.number
 
 
-def test_the_summary_names_the_mode(simulation: Simulation) -> None:
-    assert summary(simulation.day_0)["mode"] == "full"
+def test_the_summary_names_the_mode_and_the_drivers_compilers(simulation: Simulation) -> None:
+    assert (summary(simulation.day_0)["mode"], summary(simulation.day_0)["driver_jit"]) == ("full", "tiered")
     for day in simulation.days:
         assert (summary(day.incremental)["mode"], summary(day.full)["mode"]) == ("incremental", "full"), day.number
+        # a few hundred invoices: the incremental run's JVM compiles with C1 alone, a full run's with C2 too
+        assert (summary(day.incremental)["driver_jit"], summary(day.full)["driver_jit"]) == ("c1", "tiered")
 
 
 def test_rerunning_a_delta_gives_the_same_files(simulation: Simulation) -> None:

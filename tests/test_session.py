@@ -6,9 +6,10 @@ import json
 import os
 
 import pytest
+from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
-from spark_etl import session
+from spark_etl import class_archive, runner, session
 
 
 def test_without_a_usable_java_the_pypi_jre_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,3 +92,27 @@ def test_redacting_text_replaces_every_secret_value_longest_first() -> None:
     assert session.redact_text(text, ["abc123", "abc123xyz", "", "true"]) == (
         "key=*********(redacted) and *********(redacted) again; part *********(redacted); true"
     )
+
+
+def test_a_short_incremental_run_compiles_with_c1_alone_and_any_other_run_with_c2_too() -> None:
+    assert runner.is_quick_jit_run(True, runner.QUICK_JIT_MAX_INVOICES - 1)
+    assert not runner.is_quick_jit_run(True, runner.QUICK_JIT_MAX_INVOICES)
+    assert not runner.is_quick_jit_run(True, None)  # a warehouse of unknown size keeps C2
+    assert not runner.is_quick_jit_run(False, 10)  # a full run sends every row through every model
+
+
+@pytest.mark.parametrize("quick_jit", [True, False])
+def test_the_runs_jvm_gets_the_compilers_chosen_for_it(quick_jit: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(class_archive.ARCHIVE_ENV, "off")  # no archive written into the user's cache by a test
+    session.prepare_jvm_launch("local[1]")
+    with runner.shared_spark_jvm({"spark.master": "local[1]"}, quick_jit) as attach:
+        for name, value in attach.items():
+            monkeypatch.setenv(name, value)
+        gateway = launch_gateway()  # attaches to the runner's JVM, as a kernel does
+        try:
+            arguments = list(gateway.jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+        finally:
+            gateway.close()
+    assert ("-XX:TieredStopAtLevel=1" in arguments) is quick_jit
+    assert ("-XX:Tier4InvocationThreshold=50000" in arguments) is not quick_jit
+    assert "-XX:+UseParallelGC" in arguments

@@ -136,7 +136,21 @@ def spark_conf(options: argparse.Namespace) -> dict[str, str]:
     return jdbc_options.add_driver_jar(conf, options)
 
 
-def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float) -> dict[str, Any]:
+def driver_jit(options: argparse.Namespace, paths: RunPaths) -> str:
+    """How the run's driver JVM compiles: "c1" (C1 alone) for an incremental run over a warehouse on this machine
+    known to hold few invoices (`runner.is_quick_jit_run`), "tiered" (C1 then C2) otherwise, or "as set" when the
+    run's spark.driver.extraJavaOptions replace the pipeline's JVM options."""
+    if "spark.driver.extraJavaOptions" in spark_conf(options):
+        return "as set"
+    if options.separate_jvms or not run_files.is_local(paths.warehouse):
+        return "tiered"
+    quick = runner.is_quick_jit_run(options.incremental, versions.local_stored_invoices(paths.warehouse))
+    return "c1" if quick else "tiered"
+
+
+def run_summary(
+    options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float, jit: str = "tiered"
+) -> dict[str, Any]:
     staging, intermediate, marts = (run.metrics for run in runs)
     features_written = next(m["rows"] for m in marts["models"] if m["model"] == "fct_invoice_features")
     return {
@@ -173,6 +187,7 @@ def run_summary(options: argparse.Namespace, runs: list[runner.NotebookRun], sec
             for run in runs
         ],
         "seconds": round(seconds, 3),
+        "driver_jit": jit,  # how the driver JVM compiled: c1, tiered or as set (driver_jit)
         "versions": {
             "spark_etl": spark_etl.__version__,
             "pyspark": pyspark.__version__,
@@ -294,14 +309,17 @@ def run_stages(
     console: Console,
     termination: Termination,
     dead_runs: list[Path],
+    quick_jit: bool = False,
 ) -> list[runner.NotebookRun]:
-    """The stage notebooks in order, in one kernel on one JVM, one log line per notebook and per model; each
-    finished notebook's report is rendered while the next one runs. The staging notebook removes what dead runs
-    left in the warehouse; their folders here go once it has."""
+    """The stage notebooks in order, in one kernel on one JVM (compiling with C1 alone when `quick_jit`), one log
+    line per notebook and per model; each finished notebook's report is rendered while the next one runs. The
+    staging notebook removes what dead runs left in the warehouse; their folders here go once it has."""
     parameters = stage_parameters(options, paths, run_files.run_ids(dead_runs))
     runs = []
     with contextlib.ExitStack() as shared:
-        kernel = None if options.separate_jvms else shared.enter_context(runner.shared_kernel(spark_conf(options)))
+        kernel = None
+        if not options.separate_jvms:
+            kernel = shared.enter_context(runner.shared_kernel(spark_conf(options), quick_jit=quick_jit))
         termination.kernel = kernel
         try:
             for notebook in runner.STAGE_NOTEBOOKS:
@@ -354,6 +372,8 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
     """One run in its own folder: its stages, then publishing; on any failure its notebooks, reports and log are
     kept under failed_runs/ and named in the error line."""
     started = time.perf_counter()
+    jit = driver_jit(options, paths)
+    quick_jit = jit == "c1"
     dead_runs = run_files.dead_runs(paths)
     repair_published(paths, console)
     run_files.start(paths)
@@ -362,8 +382,8 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
         try:
             with reports.ReportRenderer(paths.reports) as renderer:
                 try:
-                    runs = run_stages(options, paths, renderer, console, termination, dead_runs)
-                    summary = run_summary(options, runs, time.perf_counter() - started)
+                    runs = run_stages(options, paths, renderer, console, termination, dead_runs, quick_jit)
+                    summary = run_summary(options, runs, time.perf_counter() - started, jit)
                     renderer.finish(paths.executed_notebooks, summary)
                 except BaseException as error:
                     failure = failure_of(error, options, paths, termination)

@@ -62,13 +62,27 @@ class NotebookRun:
     metrics: dict[str, Any]
 
 
+# An incremental run over fewer invoices than this is short enough for C1 alone (`session.QUICK_JIT`). Measured on a
+# day's delta, C1 alone saved about 3 s at 1x (9,700 invoices) and 100x (970,000) but cost about 7 s at 1000x
+# (9.7 million), where the CSV export alone writes every invoice. Estimated from those three sizes, the saving falls
+# by about a second per million invoices and is gone near 3 million. A full run always keeps C2: it sends every row
+# through every model (docs/scaling.md).
+QUICK_JIT_MAX_INVOICES = 2_000_000
+
+
+def is_quick_jit_run(incremental: bool, stored_invoices: int | None) -> bool:
+    """Whether the run's JVM gets C1 alone: an incremental run over a warehouse known to hold few invoices."""
+    return incremental and stored_invoices is not None and stored_invoices < QUICK_JIT_MAX_INVOICES
+
+
 @contextlib.contextmanager
-def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
+def shared_spark_jvm(conf: Mapping[str, str], quick_jit: bool = False) -> Iterator[dict[str, str]]:
     """Start Spark's JVM once and yield the variables a kernel needs to attach to it.
 
     PySpark connects to an existing gateway when PYSPARK_GATEWAY_PORT and PYSPARK_GATEWAY_SECRET are set (as
     under spark-submit), so a kernel creates its SparkContext on a warm JVM instead of starting its own. The
-    environment must be prepared first (`session.prepare_jvm_launch`), as `shared_kernel` does.
+    environment must be prepared first (`session.prepare_jvm_launch`), as `shared_kernel` does. With
+    `quick_jit`, the JVM compiles with C1 alone (`is_quick_jit_run`).
     """
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway
@@ -77,7 +91,7 @@ def shared_spark_jvm(conf: Mapping[str, str]) -> Iterator[dict[str, str]]:
     archive = None
     if "spark.driver.extraJavaOptions" not in launch_conf:
         archive = class_archive.plan(launch_conf, may_write=True)  # this JVM writes it at exit when there is none
-        launch_conf["spark.driver.extraJavaOptions"] = driver_java_options(archive)
+        launch_conf["spark.driver.extraJavaOptions"] = driver_java_options(archive, quick_jit)
     try:
         gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
     except RuntimeError as error:  # pyspark's "Java gateway process exited before sending its port number"
@@ -148,7 +162,9 @@ class SharedKernel:
 
 
 @contextlib.contextmanager
-def shared_kernel(conf: Mapping[str, str], notebooks_dir: Path = NOTEBOOKS_DIR) -> Iterator[SharedKernel]:
+def shared_kernel(
+    conf: Mapping[str, str], notebooks_dir: Path = NOTEBOOKS_DIR, quick_jit: bool = False
+) -> Iterator[SharedKernel]:
     """One kernel for every stage, on one Spark JVM, so a run pays once for the interpreter, its imports, the
     JVM and the SparkContext. The kernel boots while the JVM starts; each stage still gets its own executed
     copy, an empty namespace (`SharedKernel.prepare_stage`) and a new SparkSession with none of the previous
@@ -158,7 +174,7 @@ def shared_kernel(conf: Mapping[str, str], notebooks_dir: Path = NOTEBOOKS_DIR) 
     manager = KernelManager(kernel_name=KERNEL_NAME)
     manager.start_kernel(cwd=str(notebooks_dir), extra_arguments=KERNEL_ARGUMENTS)
     try:
-        with shared_spark_jvm(conf) as gateway:
+        with shared_spark_jvm(conf, quick_jit) as gateway:
             try:
                 yield SharedKernel(manager, gateway)
             finally:

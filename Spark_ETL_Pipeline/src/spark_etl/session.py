@@ -83,21 +83,27 @@ SUPPORTED_JAVA = ("11", "17")
 LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
-def driver_java_options(archive: class_archive.ArchivePlan | None = None) -> str:
+def driver_java_options(archive: class_archive.ArchivePlan | None = None, quick_jit: bool = False) -> str:
     """JVM options for a driver this process starts, unless the run sets spark.driver.extraJavaOptions itself.
 
     The project's log4j2 settings (Spark's own log at WARN), and the Parallel collector: a batch job wants
     throughput, not G1's short pauses. C2, the optimising compiler, waits for ten times Java 17's default counts
-    (C2_THRESHOLDS). docs/scaling.md has the run times with each. A cluster's executors keep the collector and
-    compiler settings the cluster sets. With `archive`, the class archive's option (`class_archive`).
+    (C2_THRESHOLDS); with `quick_jit` (a short run: `runner.is_quick_jit_run`), there is no C2 at all (QUICK_JIT).
+    docs/scaling.md has the run times with each. A cluster's executors keep the collector and compiler settings the
+    cluster sets. With `archive`, the class archive's option (`class_archive`).
     """
-    options = f"-XX:+UseParallelGC {C2_THRESHOLDS} -Dlog4j2.configurationFile=file:{LOG_CONFIG}"
+    compiler = QUICK_JIT if quick_jit else C2_THRESHOLDS
+    options = f"-XX:+UseParallelGC {compiler} -Dlog4j2.configurationFile=file:{LOG_CONFIG}"
     return f"{options} {archive.java_option}" if archive is not None else options
 
 
-# Each query's generated code is a new class, and a loop over a few tens of thousands of rows reached C2's default
-# thresholds: C2 then compiled code that ran once. In a day's 100x incremental run its threads used 14.4 s of CPU
-# in a 25 s run on two cores; with ten times the counts, 7.5 s, and code hot in a large run is still compiled.
+# C1 alone: code is compiled quickly, once, without the profiling that feeds C2. A run that is mostly Spark's own
+# planning, parsing and code generation, dozens of times over small data, never earns back C2's compile time. Measured
+# on a day's incremental run: 1x 15.1 to 17.4 s against 18.5 to 20.6 s; 100x 20.9 and 22.5 s against 24.3 and 25.1
+# s; but 1000x 47.9 and 51.7 s against 41.0 and 44.0 s, and a full 100x run 65.7 s against 44.4 s (docs/scaling.md).
+QUICK_JIT = "-XX:TieredStopAtLevel=1"
+
+
 C2_THRESHOLDS = (
     "-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000"
     " -XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000"

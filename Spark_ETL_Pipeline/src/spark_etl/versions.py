@@ -306,6 +306,18 @@ class HadoopFiles:
         filesystem.delete(self.spark, path)
 
 
+def local_stored_invoices(warehouse_dir: str) -> int | None:
+    """The invoices the current version of a warehouse on this machine holds (its manifest's output_rows), read
+    without Spark, before any starts; None when that is not known (no version committed, no count recorded)."""
+    files = LocalFiles()
+    pointer = files.read_text(pointer_path(warehouse_dir))
+    if pointer is None:
+        return None
+    manifest = files.read_text(f"{version_dir(warehouse_dir, json.loads(pointer)['version'])}/{MANIFEST}")
+    rows = None if manifest is None else json.loads(manifest).get("output_rows")
+    return rows if isinstance(rows, int) else None
+
+
 class LocalFiles:
     """A warehouse on this machine (a plain path or a file: URI)."""
 
