@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -59,22 +60,38 @@ def test_a_killed_jvm_leaves_no_archive(cache_dir: Path) -> None:
     assert class_archive.plan({}, may_write=False) is None  # nothing to map, and this JVM may not write one
 
 
-def test_leftovers_of_dead_runners_are_removed_and_a_new_archive_replaces_a_stale_one(cache_dir: Path) -> None:
+def test_leftovers_of_dead_runners_are_removed_and_the_least_recently_used_archives_go(cache_dir: Path) -> None:
     folder = cache_dir / "class-archives"
     folder.mkdir(parents=True)
     finished = subprocess.Popen(["true"])  # a runner that has exited
     finished.wait()
     abandoned = folder / f"spark-driver-0000000000000000.{finished.pid}.tmp"
     running = folder / f"spark-driver-0000000000000000.{os.getpid()}.tmp"
-    stale = folder / "spark-driver-0123456789abcdef.jsa"  # of another Java or PySpark
-    for path in (abandoned, running, stale):
+    # of other Javas or PySparks (another checkout's, or one since replaced), last used one to three days ago
+    others = [folder / f"spark-driver-{'0123456789abcde' + str(days)}.jsa" for days in (1, 2, 3)]
+    for path in (abandoned, running, *others):
         path.write_bytes(b"x")
+    for days, path in enumerate(others, start=1):
+        used = time.time() - days * 86400
+        os.utime(path, (used, used))
     writing = class_archive.plan({}, may_write=True)
     assert writing is not None and writing.writes is not None and writing.archive is not None
     assert not abandoned.exists() and running.exists()
     assert java(*jvm_options(writing)).returncode == 0
     class_archive.publish(writing, exited_on_its_own=True)
-    assert sorted(path.name for path in folder.iterdir()) == sorted([running.name, writing.archive.name])
+    kept = [running.name, writing.archive.name, *(path.name for path in others[: class_archive.KEPT_ARCHIVES - 1])]
+    assert sorted(path.name for path in folder.iterdir()) == sorted(kept)
+
+
+def test_mapping_an_archive_marks_it_used(cache_dir: Path) -> None:
+    writing = class_archive.plan({}, may_write=True)
+    assert writing is not None and writing.archive is not None
+    assert java(*jvm_options(writing)).returncode == 0
+    class_archive.publish(writing, exited_on_its_own=True)
+    long_ago = time.time() - 30 * 86400
+    os.utime(writing.archive, (long_ago, long_ago))
+    assert class_archive.plan({}, may_write=False) is not None
+    assert writing.archive.stat().st_mtime > long_ago + 29 * 86400
 
 
 def test_the_archive_is_named_after_the_java_and_the_class_path(cache_dir: Path) -> None:

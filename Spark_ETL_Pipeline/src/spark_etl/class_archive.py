@@ -14,6 +14,7 @@ under a temporary name and renamed into place after its JVM exited on its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -29,6 +30,9 @@ CACHE_DIR_ENV = "SPARK_ETL_CACHE_DIR"
 ARCHIVE_ENV = "SPARK_ETL_CLASS_ARCHIVE"
 # the JVM reports an archive it cannot use (another class path) as a warning on standard output: not worth a line
 QUIET = "-Xlog:cds=off,cds+dynamic=off"
+# archives kept in the cache: the one just written and the most recently used others (two checkouts on one machine,
+# each with its own PySpark, each keep theirs); older ones are of a Java or PySpark since replaced
+KEPT_ARCHIVES = 3
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ def plan(conf: Mapping[str, str], may_write: bool) -> ArchivePlan | None:
     if archive is None:
         return None
     if archive.is_file():
+        with contextlib.suppress(OSError):  # its modification time says when it was last used (`publish`)
+            os.utime(archive)
         return ArchivePlan(f"-XX:SharedArchiveFile={archive} {QUIET}", archive=archive)
     if not may_write:
         return None
@@ -106,11 +112,19 @@ def publish(archive_plan: ArchivePlan | None, exited_on_its_own: bool) -> None:
         return
     written = archive_plan.writes
     if exited_on_its_own and written.is_file() and written.stat().st_size > 0:
-        for stale in archive_plan.archive.parent.glob("spark-driver-*.jsa"):  # of an earlier Java or PySpark
+        others = sorted(archive_plan.archive.parent.glob("spark-driver-*.jsa"), key=_last_used, reverse=True)
+        for stale in others[KEPT_ARCHIVES - 1 :]:  # the least recently used: of an earlier Java or PySpark
             stale.unlink(missing_ok=True)
         os.replace(written, archive_plan.archive)
     else:
         written.unlink(missing_ok=True)
+
+
+def _last_used(archive: Path) -> float:
+    try:
+        return archive.stat().st_mtime
+    except OSError:  # removed meanwhile by another runner
+        return 0.0
 
 
 def remove_abandoned(folder: Path) -> None:
