@@ -301,9 +301,7 @@ def prime_class_archive(options: argparse.Namespace) -> None:
     repo: Path = options.repo
     folder = options.cache_dir / "runs" / "class-archive"
     shutil.rmtree(folder, ignore_errors=True)
-    entry = repo / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
-    command = [sys.executable, str(entry), "--extracts", str(repo / "data_extracts")]
-    command += ["--output", str(folder / "pipeline_output.csv"), "--quiet"]
+    command = pipeline_command(repo, repo / "data_extracts", folder / "pipeline_output.csv", folder / "eventlog", 1)
     run = measure(command, repo, clean_env(repo), options.timeout, folder / "logs")
     report_progress("warm-up", "class archive", run)
 

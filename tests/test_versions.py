@@ -145,18 +145,19 @@ def test_an_incremental_run_on_a_version_of_another_layout_asks_for_a_full_run(
     assert build(spark, warehouse, "v3", incremental=True).base is not None
 
 
-def test_the_invoices_of_the_current_version_are_read_without_spark(spark: SparkSession, tmp_path: Path) -> None:
+def test_the_invoices_of_a_committed_version_are_read_without_spark(spark: SparkSession, tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse"
-    assert versions.local_stored_invoices(str(warehouse)) is None  # nothing committed yet
+    assert versions.local_output_rows(str(warehouse), "v1") is None  # nothing committed yet
     first = build(spark, warehouse, "v1", incremental=False)
     write(first, [(1, 10, "2021-01"), (2, 20, "2021-02")], None)
     first.commit(["lines", "whole"], {"output_rows": 2}, keep_versions=3)
     second = build(spark, warehouse, "v2", incremental=True)
     write(second, [(3, 30, "2021-03")], ["2021-03"])
     second.commit(["lines", "whole"], {"output_rows": 3}, keep_versions=3)
-    assert versions.local_stored_invoices(str(warehouse)) == 3  # the current version's count
-    assert versions.local_stored_invoices(f"file://{warehouse}") == 3
+    assert versions.local_output_rows(str(warehouse), "v2") == 3  # each version's own count
+    assert versions.local_output_rows(str(warehouse), "v1") == 2
+    assert versions.local_output_rows(f"file://{warehouse}", "v2") == 3
     third = build(spark, warehouse, "v3", incremental=True)
     write(third, [(3, 31, "2021-03")], ["2021-03"])
     third.commit(["lines", "whole"], {}, keep_versions=3)  # a version that recorded no count
-    assert versions.local_stored_invoices(str(warehouse)) is None
+    assert versions.local_output_rows(str(warehouse), "v3") is None

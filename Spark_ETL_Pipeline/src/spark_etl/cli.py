@@ -142,10 +142,9 @@ def driver_jit(options: argparse.Namespace, paths: RunPaths) -> str:
     run's spark.driver.extraJavaOptions replace the pipeline's JVM options."""
     if "spark.driver.extraJavaOptions" in spark_conf(options):
         return "as set"
-    if options.separate_jvms or not run_files.is_local(paths.warehouse):
-        return "tiered"
-    quick = runner.is_quick_jit_run(options.incremental, versions.local_stored_invoices(paths.warehouse))
-    return "c1" if quick else "tiered"
+    pointer = None if options.separate_jvms else run_files.local_pointer(paths.warehouse)  # None: elsewhere
+    stored_invoices = None if pointer is None else versions.local_output_rows(paths.warehouse, pointer["version"])
+    return "c1" if runner.is_quick_jit_run(options.incremental, stored_invoices) else "tiered"
 
 
 def run_summary(

@@ -306,14 +306,10 @@ class HadoopFiles:
         filesystem.delete(self.spark, path)
 
 
-def local_stored_invoices(warehouse_dir: str) -> int | None:
-    """The invoices the current version of a warehouse on this machine holds (its manifest's output_rows), read
-    without Spark, before any starts; None when that is not known (no version committed, no count recorded)."""
-    files = LocalFiles()
-    pointer = files.read_text(pointer_path(warehouse_dir))
-    if pointer is None:
-        return None
-    manifest = files.read_text(f"{version_dir(warehouse_dir, json.loads(pointer)['version'])}/{MANIFEST}")
+def local_output_rows(warehouse_dir: str, version: str) -> int | None:
+    """The invoices a committed version of a warehouse on this machine holds (its manifest's output_rows), read
+    without Spark, before any starts; None when that is not known (no such manifest, no count recorded)."""
+    manifest = LocalFiles().read_text(f"{version_dir(warehouse_dir, version)}/{MANIFEST}")
     rows = None if manifest is None else json.loads(manifest).get("output_rows")
     return rows if isinstance(rows, int) else None
 
