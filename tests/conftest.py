@@ -27,10 +27,12 @@ NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
 
 
 def run_pipeline(
-    *args: str, timeout: float = 900, env: dict[str, str] | None = None
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None, unset: Sequence[str] = ()
 ) -> subprocess.CompletedProcess[str]:
-    """The entry script in a process of its own, as a scheduler runs it."""
+    """The entry script in a process of its own, as a scheduler runs it (`unset`: variables it does not get)."""
     environment = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})}
+    for name in unset:
+        environment.pop(name, None)
     return subprocess.run(
         [sys.executable, str(ENTRY_SCRIPT), *args],
         cwd=PROJECT_DIR,

