@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_etl import versions
+from spark_etl import filesystem, versions
 
 SCHEMA = "invoice_id bigint, amount int, partition_month string"
 
@@ -72,7 +72,7 @@ def test_old_versions_go_but_the_months_a_kept_one_takes_from_them_stay(spark: S
     second.commit(["lines", "whole"], {}, keep_versions=1, switch=False)
     assert json.loads((warehouse / "_current.json").read_text())["version"] == "v1"  # not current until the switch
     # the entry script's switch, with plain local file calls
-    assert versions.switch_pointer(versions.LocalFiles(), str(warehouse), "v2", keep_versions=1) == ["v2"]
+    assert versions.switch_pointer(filesystem.LocalFiles(), str(warehouse), "v2", keep_versions=1) == ["v2"]
 
     folders = sorted(
         str(path.relative_to(warehouse)) for path in (warehouse / "versions").glob("*/staging/*/*") if path.is_dir()

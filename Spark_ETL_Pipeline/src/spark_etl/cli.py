@@ -122,7 +122,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
     jdbc_options.check_options(parser, options)
-    if not filesystem.is_local(options.output):
+    if not filesystem.is_plain_path(options.output):
         parser.error("--output must be a local file (--warehouse may be any Hadoop URI)")
     for setting in options.conf:
         if "=" not in setting or not setting.split("=", 1)[0].strip():
@@ -142,7 +142,7 @@ def driver_jit(options: argparse.Namespace, paths: RunPaths) -> str:
     run's spark.driver.extraJavaOptions replace the pipeline's JVM options."""
     if "spark.driver.extraJavaOptions" in spark_conf(options):
         return "as set"
-    pointer = None if options.separate_jvms else run_files.local_pointer(paths.warehouse)  # None: elsewhere
+    pointer = None if options.separate_jvms else versions.local_pointer(paths.warehouse)  # None: elsewhere
     stored_invoices = None if pointer is None else versions.local_output_rows(paths.warehouse, pointer["version"])
     return "c1" if runner.is_quick_jit_run(options.incremental, stored_invoices) else "tiered"
 
@@ -295,7 +295,7 @@ def stage_parameters(
             "rejects_path": str(paths.version_outputs / "rejects.csv"),
             "keep_versions": options.keep_versions,
             # on this machine the entry script commits, once the run's summary is kept (run_files.keep_summary)
-            "commit_pointer": not run_files.is_local(paths.warehouse),
+            "commit_pointer": not filesystem.is_local(paths.warehouse),
             **load,
         },
     }
@@ -396,10 +396,10 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
             sys.stderr.flush()
             run_files.redact_files([paths.reports, paths.log], console.secret_values)
             run_files.keep_summary(paths, summary)
-            if run_files.is_local(paths.warehouse):  # the commit: the version becomes current
-                versions.switch_pointer(versions.LocalFiles(), paths.warehouse, paths.run_id, options.keep_versions)
+            if filesystem.is_local(paths.warehouse):  # the commit: the version becomes current
+                versions.switch_pointer(filesystem.LocalFiles(), paths.warehouse, paths.run_id, options.keep_versions)
             run_files.publish(paths, [paths.output.name, "rejects.csv"])
-            pointer = run_files.local_pointer(paths.warehouse)
+            pointer = versions.local_pointer(paths.warehouse)
             # the kept versions' files stay; elsewhere the pointer is out of reach: the newest N (run ids sort by time)
             kept = (
                 pointer["history"] if pointer is not None else run_files.newest_versions(paths, options.keep_versions)
@@ -407,9 +407,9 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
             run_files.remove_output_versions(paths.output_dir, kept)
         except BaseException as error:
             failure = failure_of(error, options, paths, termination)
-            pointer = run_files.local_pointer(paths.warehouse)
+            pointer = versions.local_pointer(paths.warehouse)
             is_committed = pointer is not None and pointer["version"] == paths.run_id
-            if run_files.is_local(paths.warehouse) and not is_committed:  # its CSVs go with it
+            if filesystem.is_local(paths.warehouse) and not is_committed:  # its CSVs go with it
                 run_files.remove_uncommitted(paths)
             console.detail(traceback.format_exc())
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
@@ -433,7 +433,7 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
 def repair_published(paths: RunPaths, console: Console) -> None:
     """Before a run: publish the current version's files again if a run was killed between its commit and the
     end of its publishing, and drop the files of versions no longer kept or never committed."""
-    pointer = run_files.local_pointer(paths.warehouse)
+    pointer = versions.local_pointer(paths.warehouse)
     if pointer is None:
         return
     names = [paths.output.name, "rejects.csv"]
@@ -445,8 +445,8 @@ def repair_published(paths: RunPaths, console: Console) -> None:
 
 def rollback(options: argparse.Namespace, paths: RunPaths, console: Console) -> int:
     """Make the previous committed version current again and publish its kept CSVs and summary; no Spark."""
-    pointer = run_files.local_pointer(paths.warehouse)
-    if not run_files.is_local(paths.warehouse):
+    pointer = versions.local_pointer(paths.warehouse)
+    if not filesystem.is_local(paths.warehouse):
         raise RunFailedError(f"--rollback needs a warehouse on this machine, not {paths.warehouse}", EXIT_BAD_INPUT)
     if pointer is None or len(pointer["history"]) < 2:
         raise RunFailedError(f"--rollback: {paths.warehouse} has no earlier version kept", EXIT_BAD_INPUT)
@@ -455,7 +455,7 @@ def rollback(options: argparse.Namespace, paths: RunPaths, console: Console) -> 
     names = [paths.output.name, "rejects.csv", run_files.SUMMARY_NAME]
     if not all((kept / name).is_file() for name in names):
         raise RunFailedError(f"--rollback: version {previous}'s files are not kept in {kept}", EXIT_BAD_INPUT)
-    run_files.write_local_pointer(paths.warehouse, {"version": previous, "history": pointer["history"][1:]})
+    versions.write_pointer(filesystem.LocalFiles(), paths.warehouse, previous, pointer["history"][1:])
     run_files.republish(paths.output_dir, previous, names[:2])
     console.line(
         f"rolled back: version {previous} is current again (was {current_version}); {paths.output} re-published"
@@ -518,8 +518,8 @@ def main(argv: list[str] | None = None) -> int:
                 return rollback(options, paths, console)
             if (
                 options.incremental
-                and run_files.is_local(paths.warehouse)
-                and not run_files.local_pointer(paths.warehouse)
+                and filesystem.is_local(paths.warehouse)
+                and not versions.local_pointer(paths.warehouse)
             ):
                 # known before any Spark starts (a remote warehouse is checked by the staging notebook)
                 raise RunFailedError(

@@ -1,22 +1,47 @@
-"""Hadoop file-system operations, so every path may be any Hadoop URI (file:, hdfs:, s3a:, abfss:)."""
+"""The one file-system layer: Hadoop's API, so every path may be any Hadoop URI (file:, hdfs:, s3a:, abfss:), and
+the same few operations on this machine without Spark (`LocalFiles`) for the entry script, which has none.
+
+`local_folder` is the one answer to "is this path on this machine"; `Files.write_atomically` the one atomic write
+(a file written beside its target, then renamed over it: a reader sees the old file or the new one, whole).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import uuid
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
 
 
-def is_local(path: str) -> bool:
-    """A plain path on this machine, as opposed to a URI (file:, hdfs:, s3a:, ...)."""
+def is_plain_path(path: str) -> bool:
+    """A path without a scheme, as opposed to a URI (file:, hdfs:, s3a:, ...)."""
     return "://" not in path and not path.startswith("file:")
+
+
+def local_folder(path: str) -> Path | None:
+    """Where a plain path or a `file:` URI of this machine (no host, or localhost) is, absolute; None for any other
+    URI."""
+    if is_plain_path(path):
+        return Path(path).absolute()
+    parsed = urlparse(path)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return Path(unquote(parsed.path)).absolute()
+    return None
+
+
+def is_local(path: str) -> bool:
+    """Whether the entry script reaches `path` without Spark (`local_folder`)."""
+    return local_folder(path) is not None
 
 
 def qualify(path: str) -> str:
     """Make a local relative path absolute: the JVM may have been started from another folder."""
-    return os.path.abspath(path) if is_local(path) else path
+    return os.path.abspath(path) if is_plain_path(path) else path
 
 
 def jvm(spark: SparkSession) -> Any:
@@ -196,3 +221,102 @@ def concatenate(spark: SparkSession, first_line: str, sources: list[str], target
                 source_stream.close()
     finally:
         stream.close()
+
+
+# what a file written beside its target is called until it is renamed over it: `<name>.tmp_<random>`
+TEMPORARY_MARK = ".tmp_"
+
+
+def temporary_name(path: str) -> str:
+    return f"{path}{TEMPORARY_MARK}{uuid.uuid4().hex[:12]}"
+
+
+def write_beside(path: Path, text: str) -> Path:
+    """`text` (UTF-8) in a new file beside `path`, on disk before this returns, readable by all (whoever may run
+    the pipeline reads the pointer and the lock's holder): what a rename then puts in place whole."""
+    temporary = Path(temporary_name(str(path)))
+    with open(temporary, "x", encoding="utf-8") as handle:
+        try:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.chmod(temporary, 0o644)
+        except BaseException:
+            temporary.unlink()
+            raise
+    return temporary
+
+
+class Files(Protocol):
+    """The few operations on small files that a warehouse's pointer, manifests and clean-up need: through Hadoop
+    in a stage (`HadoopFiles`, any URI), or plain local calls in the entry script (`LocalFiles`)."""
+
+    def list_names(self, folder: str) -> list[str]: ...
+
+    def read_text(self, path: str) -> str | None: ...
+
+    def write_atomically(self, path: str, text: str) -> None: ...
+
+    def delete(self, path: str) -> None: ...
+
+
+class HadoopFiles:
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+
+    def list_names(self, folder: str) -> list[str]:
+        return list_names(self.spark, folder)
+
+    def read_text(self, path: str) -> str | None:
+        return read_text(self.spark, path)
+
+    def write_atomically(self, path: str, text: str) -> None:
+        temporary = temporary_name(path)
+        write_text(self.spark, temporary, text)
+        replace(self.spark, temporary, path)
+
+    def delete(self, path: str) -> None:
+        delete(self.spark, path)
+
+
+class LocalFiles:
+    """Paths on this machine: plain paths and `file:` URIs (`local_folder`)."""
+
+    @staticmethod
+    def _local(path: str) -> Path:
+        folder = local_folder(path)
+        if folder is None:
+            raise ValueError(f"{path} is not on this machine")
+        return folder
+
+    def list_names(self, folder: str) -> list[str]:
+        local = self._local(folder)
+        return sorted(os.listdir(local)) if local.is_dir() else []
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            return self._local(path).read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write_atomically(self, path: str, text: str) -> None:
+        target = self._local(path)
+        os.replace(write_beside(target, text), target)
+
+    def delete(self, path: str) -> None:
+        local = self._local(path)
+        if local.is_dir() and not local.is_symlink():
+            shutil.rmtree(local, ignore_errors=True)
+        elif os.path.lexists(local):
+            local.unlink()
+
+
+def read_json(files: Files, path: str) -> dict[str, Any] | None:
+    """A small JSON document (a pointer, a manifest, a record); None when it does not exist."""
+    text = files.read_text(path)
+    return None if text is None else dict(json.loads(text))
+
+
+def write_json(files: Files, path: str, document: dict[str, Any], sort_keys: bool = True) -> None:
+    """A small JSON document, written atomically (`Files.write_atomically`), indented, ending in a newline."""
+    files.write_atomically(path, json.dumps(document, indent=2, sort_keys=sort_keys) + "\n")

@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from spark_etl import filesystem
 from spark_etl.session import redact_text
 
 PENDING_PREFIX = "_tmp_run_"
@@ -130,20 +130,6 @@ def start(paths: RunPaths) -> None:
     paths.log.touch(mode=0o600)
 
 
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write beside the target, then move into place, so a reader never sees half a file."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        try:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
-
-
 def _replace_folder(source: Path, target: Path, aside: Path) -> None:
     """Move `source` to `target`, the old `target` moved aside first and deleted after: each step a rename."""
     if target.exists():
@@ -156,12 +142,7 @@ def keep_summary(paths: RunPaths, summary: dict[str, Any]) -> None:
     """The summary beside the version's CSVs, before the version is made current: a current version always has
     every file `republish` needs."""
     paths.version_outputs.mkdir(parents=True, exist_ok=True)
-    write_json(paths.version_outputs / SUMMARY_NAME, summary)
-
-
-def is_local(warehouse: str) -> bool:
-    """A warehouse the entry script can reach without Spark (a plain path or a file: URI)."""
-    return "://" not in warehouse or warehouse.startswith("file:")
+    filesystem.write_json(filesystem.LocalFiles(), str(paths.version_outputs / SUMMARY_NAME), summary, sort_keys=False)
 
 
 def publish(paths: RunPaths, data_names: list[str]) -> None:
@@ -219,23 +200,6 @@ def republish(output_dir: Path, version: str, data_names: list[str]) -> bool:
         return False
     link_published(source_dir, output_dir, names)
     return True
-
-
-def local_pointer(warehouse: str) -> dict[str, Any] | None:
-    """The warehouse's version pointer, read without Spark where the warehouse is on this machine (None when no
-    version was committed, or the warehouse is elsewhere: then the stages alone read it)."""
-    if not is_local(warehouse):
-        return None
-    path = Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_current.json"
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def write_local_pointer(warehouse: str, pointer: dict[str, Any]) -> None:
-    path = Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_current.json"
-    write_json(path, pointer)
 
 
 def remove_uncommitted(paths: RunPaths) -> None:

@@ -26,14 +26,12 @@ A version is named after the run that made it (its run id, sortable by start tim
 from __future__ import annotations
 
 import json
-import os
 import posixpath
-import shutil
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
@@ -64,15 +62,26 @@ def version_dir(warehouse_dir: str, version: str) -> str:
 
 
 def read_json(spark: SparkSession, path: str) -> dict[str, Any] | None:
-    text = filesystem.read_text(spark, path)
-    return None if text is None else dict(json.loads(text))
+    return filesystem.read_json(filesystem.HadoopFiles(spark), path)
 
 
-def write_json_atomically(spark: SparkSession, path: str, document: dict[str, Any]) -> None:
-    """Write beside the target and rename over it: a reader sees the old document or the new one, never half."""
-    temporary = f"{path}.tmp_{uuid.uuid4().hex[:12]}"
-    filesystem.write_text(spark, temporary, json.dumps(document, indent=2, sort_keys=True) + "\n")
-    filesystem.replace(spark, temporary, path)
+def read_pointer(files: filesystem.Files, warehouse_dir: str) -> dict[str, Any] | None:
+    """The warehouse's pointer, `{"version": V, "history": [V, older...]}`; None before the first commit. The one
+    reader: the stages read it through Hadoop, the entry script on this machine (`local_pointer`)."""
+    return filesystem.read_json(files, pointer_path(warehouse_dir))
+
+
+def write_pointer(files: filesystem.Files, warehouse_dir: str, version: str, history: list[str]) -> None:
+    """Make `version` current: the one writer of the pointer (a commit, `switch_pointer`, and `--rollback`)."""
+    filesystem.write_json(files, pointer_path(warehouse_dir), {"version": version, "history": history})
+
+
+def local_pointer(warehouse_dir: str) -> dict[str, Any] | None:
+    """The pointer of a warehouse on this machine, read without Spark; None when no version was committed, or the
+    warehouse is elsewhere (then the stages alone read it)."""
+    if not filesystem.is_local(warehouse_dir):
+        return None
+    return read_pointer(filesystem.LocalFiles(), warehouse_dir)
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class Manifest:
 def current(spark: SparkSession, warehouse_dir: str) -> tuple[Manifest | None, list[str]]:
     """The current version's manifest (None on a warehouse no run has committed to) and the committed
     history, newest first."""
-    pointer = read_json(spark, pointer_path(warehouse_dir))
+    pointer = read_pointer(filesystem.HadoopFiles(spark), warehouse_dir)
     if pointer is None:
         return None, []
     manifest = read_json(spark, f"{version_dir(warehouse_dir, pointer['version'])}/{MANIFEST}")
@@ -251,9 +260,9 @@ class RunVersion:
             }
         mode = "incremental" if self.is_incremental else "full"
         manifest = Manifest(self.version, models, {**details, "mode": mode, "committed_at": _utc_now()})
-        write_json_atomically(self.spark, f"{self.folder}/{MANIFEST}", manifest.as_json())
+        filesystem.write_json(filesystem.HadoopFiles(self.spark), f"{self.folder}/{MANIFEST}", manifest.as_json())
         if switch:
-            switch_pointer(HadoopFiles(self.spark), self.warehouse_dir, self.version, keep_versions)
+            switch_pointer(filesystem.HadoopFiles(self.spark), self.warehouse_dir, self.version, keep_versions)
         return manifest
 
     def _layer_of(self, model_name: str) -> str:
@@ -271,113 +280,43 @@ def read_folders(spark: SparkSession, folders: list[str], schema: StructType) ->
     return spark.read.schema(schema).parquet(*folders)
 
 
-class Files(Protocol):
-    """The few file operations the pointer and the clean-up need: through Hadoop in a stage (any URI), or plain
-    local calls in the entry script, which has no Spark of its own."""
-
-    def list_names(self, folder: str) -> list[str]: ...
-
-    def read_text(self, path: str) -> str | None: ...
-
-    def write_text(self, path: str, text: str) -> None: ...
-
-    def replace(self, source: str, target: str) -> None: ...
-
-    def delete(self, path: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class HadoopFiles:
-    spark: SparkSession
-
-    def list_names(self, folder: str) -> list[str]:
-        return filesystem.list_names(self.spark, folder)
-
-    def read_text(self, path: str) -> str | None:
-        return filesystem.read_text(self.spark, path)
-
-    def write_text(self, path: str, text: str) -> None:
-        filesystem.write_text(self.spark, path, text)
-
-    def replace(self, source: str, target: str) -> None:
-        filesystem.replace(self.spark, source, target)
-
-    def delete(self, path: str) -> None:
-        filesystem.delete(self.spark, path)
-
-
 def local_output_rows(warehouse_dir: str, version: str) -> int | None:
     """The invoices a committed version of a warehouse on this machine holds (its manifest's output_rows), read
     without Spark, before any starts; None when that is not known (no such manifest, no count recorded)."""
-    manifest = LocalFiles().read_text(f"{version_dir(warehouse_dir, version)}/{MANIFEST}")
-    rows = None if manifest is None else json.loads(manifest).get("output_rows")
+    manifest = filesystem.read_json(filesystem.LocalFiles(), f"{version_dir(warehouse_dir, version)}/{MANIFEST}")
+    rows = None if manifest is None else manifest.get("output_rows")
     return rows if isinstance(rows, int) else None
 
 
-class LocalFiles:
-    """A warehouse on this machine (a plain path or a file: URI)."""
-
-    @staticmethod
-    def _local(path: str) -> str:
-        return path.removeprefix("file://").removeprefix("file:")
-
-    def list_names(self, folder: str) -> list[str]:
-        local = self._local(folder)
-        return sorted(os.listdir(local)) if os.path.isdir(local) else []
-
-    def read_text(self, path: str) -> str | None:
-        try:
-            with open(self._local(path), encoding="utf-8") as handle:
-                return handle.read()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-
-    def write_text(self, path: str, text: str) -> None:
-        with open(self._local(path), "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def replace(self, source: str, target: str) -> None:
-        os.replace(self._local(source), self._local(target))
-
-    def delete(self, path: str) -> None:
-        local = self._local(path)
-        if os.path.isdir(local):
-            shutil.rmtree(local, ignore_errors=True)
-        elif os.path.lexists(local):
-            os.unlink(local)
-
-
-def switch_pointer(files: Files, warehouse_dir: str, version: str, keep_versions: int) -> list[str]:
+def switch_pointer(files: filesystem.Files, warehouse_dir: str, version: str, keep_versions: int) -> list[str]:
     """The commit: `_current.json` names `version` (written beside itself and renamed over the old one, so it is
     the old document or the new one, never half), with the newest `keep_versions` committed versions as its
     history; then what no kept version refers to goes. Returns the history. Only call while holding the
     warehouse's lock, once the version's manifest is written."""
     root = warehouse_dir.rstrip("/")
-    pointer = files.read_text(pointer_path(root))
-    history = [] if pointer is None else [str(v) for v in json.loads(pointer)["history"]]
+    pointer = read_pointer(files, root)
+    history = [] if pointer is None else [str(v) for v in pointer["history"]]
     kept = [version, *[older for older in history if older != version]][: max(1, keep_versions)]
-    temporary = f"{pointer_path(root)}.tmp_{uuid.uuid4().hex[:12]}"
-    files.write_text(temporary, json.dumps({"version": version, "history": kept}, indent=2, sort_keys=True) + "\n")
-    files.replace(temporary, pointer_path(root))
+    write_pointer(files, root, version, kept)
     files.delete(f"{root}/{BUILDING}")
     remove_unreferenced(files, root, kept)
     return kept
 
 
-def remove_unreferenced(files: Files, warehouse_dir: str, kept: list[str]) -> list[str]:
+def remove_unreferenced(files: filesystem.Files, warehouse_dir: str, kept: list[str]) -> list[str]:
     """Delete every version folder, model folder and partition folder that no kept version's manifest refers to
     (versions past --keep-versions, and whatever a dead run left), and pointer files a killed run left half-way.
     Only call while holding the warehouse's lock."""
     root = warehouse_dir.rstrip("/")
     referenced: set[str] = set()
     for version in kept:
-        manifest = files.read_text(f"{version_dir(root, version)}/{MANIFEST}")
+        manifest = filesystem.read_json(files, f"{version_dir(root, version)}/{MANIFEST}")
         if manifest is not None:
-            for entry in json.loads(manifest)["models"].values():
+            for entry in manifest["models"].values():
                 referenced.update(entry["folders"].values())
-    removed = [f"{root}/{name}" for name in files.list_names(root) if name.startswith(f"{POINTER}.tmp_")]
+    removed = [
+        f"{root}/{name}" for name in files.list_names(root) if name.startswith(f"{POINTER}{filesystem.TEMPORARY_MARK}")
+    ]
     versions_root = f"{root}/{VERSIONS_DIR}"
     for version in files.list_names(versions_root):
         if version in kept:
@@ -449,8 +388,8 @@ def start(spark: SparkSession, warehouse_dir: str, version: str, incremental: bo
         check_layout(base)
     if not version:
         version = f"manual_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{uuid.uuid4().hex[:6]}"
-        write_json_atomically(
-            spark,
+        filesystem.write_json(
+            filesystem.HadoopFiles(spark),
             f"{warehouse_dir.rstrip('/')}/{BUILDING}",
             {"version": version, "incremental": incremental, "base": None if base is None else base.version},
         )

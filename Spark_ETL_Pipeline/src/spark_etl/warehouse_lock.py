@@ -32,12 +32,12 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import unquote, urlparse
+
+from spark_etl import filesystem
 
 LOCK_NAME = "_lock"
 # each attempt either takes the lock, is refused, or saw the lock change hands; a bound keeps a pathological
@@ -94,22 +94,12 @@ class LockFolderError(Exception):
 
 def lock_path(warehouse: str, output_dir: Path) -> Path:
     """`_lock` in a local warehouse; for other URIs, a file in the output folder named after the URI."""
-    folder = local_folder(warehouse)
+    folder = filesystem.local_folder(warehouse)
     if folder is not None:
         return folder / LOCK_NAME
     readable = re.sub(r"[^A-Za-z0-9.-]+", "_", warehouse).strip("_")[:80]
     digest = hashlib.sha256(warehouse.encode()).hexdigest()[:12]
     return output_dir / f"{LOCK_NAME}_warehouse_{readable}_{digest}"
-
-
-def local_folder(warehouse: str) -> Path | None:
-    """The folder of a plain path or a `file:` URI on this machine; None for any other URI."""
-    if "://" not in warehouse and not warehouse.startswith("file:"):  # filesystem.is_local, without Spark
-        return Path(warehouse).absolute()
-    parsed = urlparse(warehouse)
-    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        return Path(unquote(parsed.path)).absolute()
-    return None
 
 
 def process_start(pid: int) -> int | None:
@@ -265,24 +255,13 @@ class WarehouseLock:
                 os.unlink(record)
 
     def _write_record(self, holder: Holder) -> Path:
-        folder = self.path.parent
+        """The holder's record, complete and on disk beside the lock, before it is linked or renamed into place."""
         try:
-            descriptor, name = tempfile.mkstemp(prefix=f"{self.path.name}.", suffix=".tmp", dir=folder)
+            return filesystem.write_beside(self.path, json.dumps(asdict(holder)) + "\n")
         except OSError as error:
             if isinstance(error, FileNotFoundError):  # the caller makes the folder again
                 raise
-            raise LockFolderError(folder, (error.strerror or str(error)).lower()) from None
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(asdict(holder), handle)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(name, 0o644)  # anyone who may run the pipeline may read who holds the warehouse
-        except BaseException:
-            os.unlink(name)
-            raise
-        return Path(name)
+            raise LockFolderError(self.path.parent, (error.strerror or str(error)).lower()) from None
 
     def _take_over_if_stale(self, record: Path) -> bool:
         """With the lock file's flock held: if `_lock` is still that file and its holder is gone, rename this
