@@ -23,15 +23,24 @@ import pyspark
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import spark_etl  # noqa: E402
-from spark_etl import filesystem, jdbc, jdbc_options, reports, run_files, runner, versions, warehouse_lock  # noqa: E402
+from spark_etl import (  # noqa: E402
+    failures,
+    filesystem,
+    jdbc,
+    jdbc_options,
+    reports,
+    run_files,
+    runner,
+    versions,
+    warehouse_lock,
+)
 from spark_etl.models import parse_as_of  # noqa: E402
 from spark_etl.run_files import RunPaths  # noqa: E402
 from spark_etl.session import SECRET_CONF_ENV, redact_text, redacted_settings, secret_settings  # noqa: E402
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_LOCKED = 3  # another run holds the warehouse or the output folder; this one changed nothing
-BAD_INPUT_ERRORS = {"ExtractError", "ReconciliationError", "WarehouseError", "JdbcError", "VersionError"}
+EXIT_FAILED = failures.EXIT_FAILED
+EXIT_BAD_INPUT = failures.EXIT_BAD_INPUT
+EXIT_LOCKED = failures.EXIT_BUSY  # another run holds the warehouse or the output folder; this one changed nothing
 DEFAULT_MASTER = "local[*]"
 
 
@@ -219,8 +228,8 @@ class Console:
             sys.stderr.flush()
 
 
-class RunFailedError(Exception):
-    """A run that cannot go on: one line for the terminal, and the exit status."""
+class RunFailedError(failures.RunError):
+    """A run that cannot go on: one line for the terminal, and the exit status its cause's type gave."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -349,7 +358,7 @@ def failure_of(
         if termination.signal_number is not None:
             where = f" in {error.notebook}" + (f", cell {error.cell}" if error.cell is not None else "")
             return termination.failure(where)
-        return RunFailedError(str(error), EXIT_BAD_INPUT if error.error_name in BAD_INPUT_ERRORS else EXIT_FAILED)
+        return RunFailedError(str(error), failures.exit_status_of(error.error_name))
     if isinstance(error, SystemExit) and termination.signal_number is not None:
         return termination.failure("")
     if isinstance(error, KeyboardInterrupt):
@@ -528,9 +537,9 @@ def main(argv: list[str] | None = None) -> int:
                     EXIT_BAD_INPUT,
                 )
             return run(options, paths, console, termination)
-    except (warehouse_lock.WarehouseLockedError, run_files.OutputBusyError) as error:
+    except failures.BusyError as error:  # the warehouse's or the output folder's lock
         console.line(f"error: {error}; nothing was changed", is_error=True)
-        return EXIT_LOCKED
+        return error.exit_status
     except RunFailedError as failure:
         console.line(f"error: {failure}", is_error=True)
         return failure.status

@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_etl import filesystem, observations
+from spark_etl import failures, filesystem, observations
 
 CORRUPT_RECORD_COLUMN = "_corrupt_record"
 UTF_8 = "UTF-8"
@@ -47,7 +47,7 @@ EXTRACTS: tuple[Extract, ...] = (
 )
 
 
-class ExtractError(Exception):
+class ExtractError(failures.BadInputError):
     """An extract the run cannot start from: missing, unreadable, or without a required column."""
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import load
+from spark_etl import failures, load
 from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS, Extract, ExtractError
 
 PASSWORD_ENVIRONMENT_VARIABLE = "ETL_JDBC_PASSWORD"
@@ -33,7 +33,7 @@ CREDENTIAL_PARAMETERS = {"user", "password", "sslpassword", "sslkey", "sslcert"}
 ROW_HASH_COLUMN = "_row_hash"
 
 
-class JdbcError(Exception):
+class JdbcError(failures.BadInputError):
     """The database cannot be used: no driver, unreachable, refused the login. One line, no password."""
 
 

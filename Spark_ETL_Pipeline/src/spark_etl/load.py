@@ -8,10 +8,10 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from spark_etl import filesystem, observations
+from spark_etl import failures, filesystem, observations
 
 
-class WarehouseError(Exception):
+class WarehouseError(failures.BadInputError):
     """The warehouse cannot be written: the run stops before any model is built."""
 
 

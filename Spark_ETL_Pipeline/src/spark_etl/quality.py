@@ -9,10 +9,11 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from spark_etl import failures
 from spark_etl.extract import EXTRACTS
 
 
-class ReconciliationError(Exception):
+class ReconciliationError(failures.BadInputError):
     """Rows read do not equal rows kept + collapsed + rejected: something would be lost silently."""
 
 

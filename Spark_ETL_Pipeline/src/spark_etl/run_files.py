@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from spark_etl import filesystem
+from spark_etl import failures, filesystem
 from spark_etl.session import redact_text
 
 PENDING_PREFIX = "_tmp_run_"
@@ -38,7 +38,7 @@ SUMMARY_NAME = "run_summary.json"
 FAULT_AT_ENV = "SPARK_ETL_FAULT_AT"  # a test hook: see fault_point
 
 
-class OutputBusyError(Exception):
+class OutputBusyError(failures.BusyError):
     """Another live run holds the output folder."""
 
 

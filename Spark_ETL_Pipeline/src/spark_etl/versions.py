@@ -36,7 +36,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from spark_etl import filesystem, load, registry
+from spark_etl import failures, filesystem, load, registry
 
 POINTER = "_current.json"
 VERSIONS_DIR = "versions"
@@ -49,7 +49,7 @@ SOURCE_LAYER = "source"
 MODEL_LAYERS = ("staging", "intermediate", "marts", SOURCE_LAYER)
 
 
-class VersionError(Exception):
+class VersionError(failures.BadInputError):
     """The warehouse's versions do not allow what was asked (an incremental run on an empty warehouse)."""
 
 

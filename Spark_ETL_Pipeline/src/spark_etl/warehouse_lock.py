@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
 
-from spark_etl import filesystem
+from spark_etl import failures, filesystem
 
 LOCK_NAME = "_lock"
 # each attempt either takes the lock, is refused, or saw the lock change hands; a bound keeps a pathological
@@ -62,7 +62,7 @@ class Holder:
         return f"run {self.run_id} (pid {self.pid} on host {self.host}, started {self.started_at})"
 
 
-class WarehouseLockedError(Exception):
+class WarehouseLockedError(failures.BusyError):
     """Another live run holds the warehouse; the message names it."""
 
     def __init__(self, message: str, holder: Holder | None) -> None:
