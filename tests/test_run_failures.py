@@ -182,6 +182,21 @@ def test_a_bad_master_is_one_line(small_extracts: Path, tmp_path: Path) -> None:
     assert "SparkException" in (logged_folder(line) / "run.log").read_text(encoding="utf-8")
 
 
+def test_a_missing_extracts_folder_stops_before_spark_and_makes_nothing(tmp_path: Path) -> None:
+    """A typo in --extracts is known before any JVM or kernel starts: one line, status 2, and no output folder, lock
+    or failed run's files to clean up."""
+    output = tmp_path / "out" / "features.csv"
+    missing = tmp_path / "extracts_typo"
+    result = run_pipeline("--extracts", str(missing), "--output", str(output))
+    assert result.returncode == 2
+    assert one_error_line(result) == f"error: {missing}: folder not found"
+    (tmp_path / "a_file").write_text("not a folder", encoding="utf-8")
+    result = run_pipeline("--extracts", f"file://{tmp_path / 'a_file'}", "--output", str(output))
+    assert result.returncode == 2
+    assert one_error_line(result) == f"error: file://{tmp_path / 'a_file'}: not a folder"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file"]
+
+
 def test_an_output_under_a_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "a_file").write_text("not a folder", encoding="utf-8")
     result = run_pipeline("--output", str(tmp_path / "a_file" / "out" / "features.csv"), "--quiet")

@@ -496,6 +496,19 @@ def prepare_output_dir(paths: RunPaths) -> None:
         raise RunFailedError(f"cannot write the output at {paths.output_dir}: {reason}", EXIT_BAD_INPUT) from None
 
 
+def check_before_spark(options: argparse.Namespace) -> None:
+    """What is known wrong before any JVM or kernel starts, and before any file is made: a typo in a local
+    --extracts stops the run here, in a second, not in the staging notebook with a failed run's files to clean up.
+    Whatever needs Spark to tell (a file's header, a remote folder) the staging notebook checks."""
+    if options.rollback or options.source_is_jdbc:
+        return
+    folder = filesystem.local_folder(options.extracts)
+    if folder is not None and not folder.is_dir():
+        # "folder not found": the staging notebook's words for a missing remote folder (extract.register_extracts)
+        what = "folder not found" if not folder.exists() else "not a folder"
+        raise RunFailedError(f"{filesystem.qualify(options.extracts)}: {what}", EXIT_BAD_INPUT)
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     missing_driver = jdbc_options.missing_driver(options)
@@ -513,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[SECRET_CONF_ENV] = json.dumps(secrets)  # for the kernels; never written to a file
     os.environ[filesystem.RUN_ID_ENV] = paths.run_id
     try:
+        check_before_spark(options)
         # the warehouse's lock first, before anything is created: a refused run changes nothing
         with contextlib.ExitStack() as held:
             try:
