@@ -318,12 +318,12 @@ def month_of(day: date) -> str:
 
 def register_changes(spark: SparkSession) -> None:
     """Register INVOICE_CHANGES and ACCOUNT_CHANGES as views, computed where they are read (tests; a run keeps
-    them: store_changes)."""
+    them: keep_changed_keys)."""
     for view, query in CHANGE_VIEWS.items():
         spark.sql(query).createOrReplaceTempView(view)
 
 
-def store_changes(spark: SparkSession, run_version: RunVersion) -> None:
+def keep_changed_keys(spark: SparkSession, run_version: RunVersion) -> None:
     """Keep the keys an incremental run's delta changes in its version and register them as views (see
     INVOICE_CHANGES, ACCOUNT_CHANGES); a full run changes everything and keeps none. Staging calls this once
     stg_accounts is built or kept and before stg_invoices is (whose months come from changed_invoices), while the
@@ -337,7 +337,7 @@ def store_changes(spark: SparkSession, run_version: RunVersion) -> None:
 
 
 def use_changes(spark: SparkSession, run_version: RunVersion) -> None:
-    """Register what staging kept of an incremental run's changes (store_changes); nothing in a full run."""
+    """Register what staging kept of an incremental run's changes (keep_changed_keys); nothing in a full run."""
     if run_version.base is None:
         return
     for view in CHANGE_VIEWS:

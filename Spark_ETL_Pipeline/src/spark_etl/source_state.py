@@ -168,7 +168,7 @@ def register_extracts(
     if previous is None:  # a full run compares nothing: no earlier run's comparison is left beside its snapshot
         for each in EXTRACTS:
             filesystem.delete(spark, changes_path(warehouse_dir, each.table_name))
-    changes = None if previous is None else store_changes(spark, run_version, current, previous)
+    changes = None if previous is None else compare_states(spark, run_version, current, previous)
     observations = {}
     withdrawn: dict[str, DataFrame] = {}
     for each in EXTRACTS:
@@ -185,7 +185,7 @@ def register_extracts(
     return observations
 
 
-def store_changes(
+def compare_states(
     spark: SparkSession,
     run_version: versions.RunVersion,
     current: dict[str, DataFrame],
