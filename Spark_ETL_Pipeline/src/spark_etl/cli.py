@@ -31,6 +31,7 @@ from spark_etl import (  # noqa: E402
     reports,
     run_files,
     runner,
+    stage_metrics,
     versions,
     warehouse_lock,
 )
@@ -159,7 +160,7 @@ def driver_jit(options: argparse.Namespace, paths: RunPaths) -> str:
 def run_summary(
     options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float, jit: str = "tiered"
 ) -> dict[str, Any]:
-    staging, intermediate, marts = (run.metrics for run in runs)
+    staging, intermediate, marts = stage_metrics.of_stages([run.metrics for run in runs])
     features_written = next(m["rows"] for m in marts["models"] if m["model"] == "fct_invoice_features")
     return {
         "status": "succeeded",

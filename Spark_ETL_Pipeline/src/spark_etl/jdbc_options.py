@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spark_etl import jdbc
+from spark_etl import jdbc, stage_metrics
 from spark_etl.serving import parse_table_name
 
 
@@ -90,7 +90,7 @@ def notebook_parameters(options: argparse.Namespace, extracts_dir: str) -> tuple
     return source, load
 
 
-def summary(options: argparse.Namespace, marts_metrics: dict[str, Any] | None) -> dict[str, Any]:
+def summary(options: argparse.Namespace, marts_metrics: stage_metrics.MartsMetrics | None) -> dict[str, Any]:
     """The run summary's `extracts`, `source` and `loaded_table`, named without credentials."""
     source: dict[str, Any] = {"kind": "csv", "extracts": options.extracts}
     if options.source_is_jdbc:

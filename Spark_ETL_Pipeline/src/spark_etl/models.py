@@ -12,7 +12,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import constraints, load, observations, quality, registry
+from spark_etl import constraints, load, observations, quality, registry, stage_metrics
 from spark_etl.versions import RunVersion, write_model
 
 LAYERS = ("staging", "intermediate", "marts")
@@ -231,8 +231,8 @@ class Stage:
     def _record(self, run: ModelRun) -> None:
         self.runs.append(run)
 
-    def metrics(self) -> dict[str, object]:
-        """The stage's record for run_summary.json."""
+    def metrics(self) -> stage_metrics.StageRecord:
+        """The stage's record for run_summary.json: what every stage publishes (`stage_metrics`)."""
         return {
             "stage": self.layer,
             "seconds": round(time.perf_counter() - self.started, 3),

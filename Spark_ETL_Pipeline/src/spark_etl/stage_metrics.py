@@ -4,17 +4,73 @@ reads them back from the executed copy. Writer and reader live together, so the 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 METRICS_MIME_TYPE = "application/vnd.spark-etl.stage-metrics+json"
 
 
-def publish(metrics: dict[str, Any]) -> None:
+class ModelMetrics(TypedDict):
+    """One model a stage built: run_summary.json's `stages[].models[]`."""
+
+    model: str
+    rows: int | None  # None: not counted
+    seconds: float
+    path: str | None  # where it was stored; None: not stored
+
+
+class StageRecord(TypedDict):
+    """What every stage publishes (`models.Stage.metrics`)."""
+
+    stage: str
+    seconds: float
+    models: list[ModelMetrics]
+
+
+class StagingMetrics(StageRecord):
+    tables: dict[str, dict[str, int]]  # per table: read, kept, collapsed, rejected
+    rejects: dict[str, int]  # per "table/reason"
+    version: str
+    invoice_months: list[str] | None  # the months an incremental run rewrote; None: every month (a full run)
+    line_months: list[str] | None
+    source_changes: dict[str, dict[str, int]] | None  # from PostgreSQL, incremental: per table, groups per change
+
+
+class IntermediateMetrics(StageRecord):
+    as_of: str | None
+    latest_data_date: str | None
+    is_as_of_after_data: bool
+    invoices_with_unknown_sku: int
+    total_months: list[str] | None
+    daily_months: list[str] | None
+    accounts_recomputed: int
+
+
+class MartsMetrics(StageRecord):
+    output_rows: int
+    feature_months: list[str] | None
+    rejects_exported: int
+    loaded_rows: int | None  # into the serving table; None without --load-jdbc-table
+    invoices_with_unknown_account: int
+    spark_version: str
+    version: str
+
+
+StageMetrics = StagingMetrics | IntermediateMetrics | MartsMetrics
+
+
+def publish(metrics: StageMetrics) -> None:
     """Leave the stage's metrics in the executed notebook (and readable as JSON in its report)."""
     from IPython.display import display
 
     display({METRICS_MIME_TYPE: metrics, "text/plain": json.dumps(metrics, indent=1)}, raw=True)
+
+
+def of_stages(published: Sequence[Mapping[str, Any]]) -> tuple[StagingMetrics, IntermediateMetrics, MartsMetrics]:
+    """The three stages' metrics as their notebooks published them (`publish`), in stage order, typed."""
+    staging, intermediate, marts = published
+    return cast(StagingMetrics, staging), cast(IntermediateMetrics, intermediate), cast(MartsMetrics, marts)
 
 
 def read(executed_path: Path) -> dict[str, Any] | None:
