@@ -30,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_etl import load, registry
+from spark_etl.models import query_text
 from spark_etl.versions import RunVersion
 
 # The months whose lines an incremental run rewrites, besides those naming a SKU that came or went. Views: the
@@ -38,67 +39,12 @@ from spark_etl.versions import RunVersion
 # its delta lines are filed under is also the month its stored lines are in; a moved or withdrawn invoice's months
 # before and after are in changed_invoices. No stored row is scanned but those of invoices whose lines the database
 # withdrew.
-LINE_MONTHS = """
-with
-
-delta_lines as (
-    -- an invoice whose lines the delta replaces
-    select stg_invoice_line_items_checked.partition_month as month
-    from stg_invoice_line_items_checked
-    where stg_invoice_line_items_checked.reject_reason is null
-        or stg_invoice_line_items_checked.reject_reason = 'unknown_sku'
-),
-
-moved as (
-    -- an invoice moved to another month or withdrawn: its lines leave the month they were in, and follow it
-    select
-        date_format(changed_invoices.old_issue_date, 'yyyy-MM') as old_month,
-        date_format(changed_invoices.new_issue_date, 'yyyy-MM') as new_month
-    from changed_invoices
-    where changed_invoices.old_issue_date is not null
-        and not date_format(changed_invoices.old_issue_date, 'yyyy-MM')
-        <=> date_format(changed_invoices.new_issue_date, 'yyyy-MM')
-),
-
-withdrawn_lines as (
-    -- from the database: an invoice whose lines were changed or all deleted
-    select /*+ broadcast(withdrawn_invoice_line_items) */
-        date_format(stored_stg_invoices.issue_date, 'yyyy-MM') as month
-    from stored_stg_invoices
-    inner join withdrawn_invoice_line_items
-        on stored_stg_invoices.invoice_id = withdrawn_invoice_line_items.invoice_id
-),
-
-months as (
-    select delta_lines.month as month from delta_lines
-    union all
-    select moved.old_month as month from moved
-    union all
-    select moved.new_month as month from moved
-    union all
-    select withdrawn_lines.month as month from withdrawn_lines
-)
-
-select distinct months.month as month from months where months.month is not null
-"""
+LINE_MONTHS = query_text("line_months")
 
 # The months of the invoices that are new (a totals row to add). View: changed_invoices.
-NEW_INVOICE_MONTHS = """
-select distinct date_format(changed_invoices.new_issue_date, 'yyyy-MM') as month
-from changed_invoices
-where changed_invoices.old_issue_date is null and changed_invoices.new_issue_date is not null
-"""
+NEW_INVOICE_MONTHS = query_text("new_invoice_months")
 
-CHANGED_SKUS = """
-select coalesce(stg_skus.item_id, stored_stg_skus.item_id) as item_id,
-    stg_skus.item_id is null or stored_stg_skus.item_id is null as is_added_or_removed
-from stg_skus
-full outer join stored_stg_skus
-    on stg_skus.item_id = stored_stg_skus.item_id
-where stg_skus.item_id is null
-    or stored_stg_skus.item_id is null
-    or stg_skus.item_retail_price <> stored_stg_skus.item_retail_price
-"""
+CHANGED_SKUS = query_text("changed_skus")
 
 
 def _months(spark: SparkSession, query: str) -> set[str]:
@@ -166,10 +112,7 @@ def invoices_in(spark: SparkSession, run_version: RunVersion, months: list[str] 
 
 # The invoice ids a delta's lines name, parsed as stg_invoice_line_items_checked parses a valid one: a superset of
 # the ids it looks up (a value it rejects may be here too, which only keeps one more invoice in view).
-NAMED_INVOICES = """
-select distinct try_cast(trim(raw_invoice_line_items.invoice_id) as bigint) as invoice_id
-from raw_invoice_line_items
-"""
+NAMED_INVOICES = query_text("named_invoices")
 
 
 @contextlib.contextmanager
@@ -202,95 +145,15 @@ def _invoices_as(spark: SparkSession, narrowed_df: DataFrame | None) -> Iterator
 # per accepted delta invoice, with its stored account and issue date (null for a new one), and one per invoice the
 # database withdrew that is not back as a usable row (new columns null). Views: the delta's stg_invoices_checked,
 # stored_stg_invoices and withdrawn_invoices.
-INVOICE_CHANGES = """
-with
-
-delta_invoices as (
-    select invoice_id, account_id, issue_date from stg_invoices_checked
-    where reject_reason is null and not is_collapsed
-),
-
-gone_invoices as (
-    select withdrawn_invoices.invoice_id as invoice_id
-    from withdrawn_invoices
-    left anti join delta_invoices
-        on withdrawn_invoices.invoice_id = delta_invoices.invoice_id
-),
-
-changed_keys as (
-    select delta_invoices.invoice_id as invoice_id from delta_invoices
-    union all
-    select gone_invoices.invoice_id as invoice_id from gone_invoices
-),
-
-stored as (
-    -- the few changed keys are broadcast over the stored rows: no shuffle of the stored invoices
-    select /*+ broadcast(changed_keys) */
-        stored_stg_invoices.invoice_id as invoice_id,
-        stored_stg_invoices.account_id as account_id,
-        stored_stg_invoices.issue_date as issue_date
-    from stored_stg_invoices
-    inner join changed_keys
-        on stored_stg_invoices.invoice_id = changed_keys.invoice_id
-),
-
-final as (
-    select
-        delta_invoices.invoice_id as invoice_id,
-        stored.account_id as old_account_id,
-        stored.issue_date as old_issue_date,
-        delta_invoices.account_id as new_account_id,
-        delta_invoices.issue_date as new_issue_date
-    from delta_invoices
-    left join stored
-        on delta_invoices.invoice_id = stored.invoice_id
-    union all
-    select
-        gone_invoices.invoice_id as invoice_id,
-        stored.account_id as old_account_id,
-        stored.issue_date as old_issue_date,
-        cast(null as bigint) as new_account_id,
-        cast(null as date) as new_issue_date
-    from gone_invoices
-    inner join stored
-        on gone_invoices.invoice_id = stored.invoice_id
-)
-
-select * from final
-"""
+INVOICE_CHANGES = query_text("changed_invoices")
 
 # The accounts whose row an incremental run changes: accepted delta rows and, from the database, withdrawn keys.
 # Views: the delta's stg_accounts_checked and withdrawn_accounts.
-ACCOUNT_CHANGES = """
-select stg_accounts_checked.account_id as account_id
-from stg_accounts_checked
-where stg_accounts_checked.reject_reason is null and not stg_accounts_checked.is_collapsed
-union
-select withdrawn_accounts.account_id as account_id
-from withdrawn_accounts
-"""
+ACCOUNT_CHANGES = query_text("changed_accounts")
 
 # The (account, issue day) pairs whose invoice count changed: where a new, moved, re-assigned or withdrawn invoice
 # was and is. A payment changes none. View: changed_invoices.
-CHANGED_ACCOUNT_DAYS = """
-with
-
-moved as (
-    select * from changed_invoices
-    where not (changed_invoices.old_account_id <=> changed_invoices.new_account_id
-        and changed_invoices.old_issue_date <=> changed_invoices.new_issue_date)
-),
-
-days as (
-    select moved.old_account_id as account_id, moved.old_issue_date as issue_date from moved
-    where moved.old_issue_date is not null
-    union all
-    select moved.new_account_id as account_id, moved.new_issue_date as issue_date from moved
-    where moved.new_issue_date is not null
-)
-
-select distinct days.account_id as account_id, days.issue_date as issue_date from days
-"""
+CHANGED_ACCOUNT_DAYS = query_text("changed_account_days")
 
 CHANGES_DIR = "changes"  # beside a version's layers: what its run changed, read by the stages after staging
 CHANGE_VIEWS = {"changed_invoices": INVOICE_CHANGES, "changed_accounts": ACCOUNT_CHANGES}

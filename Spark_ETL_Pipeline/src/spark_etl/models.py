@@ -26,13 +26,22 @@ INCLUDE = re.compile(r'^\{% include "([a-z_]+\.sql)" %\}\n', re.M)
 def sql_text(layer: str, model_name: str) -> str:
     """The SQL of a model, read from the package so notebooks, tests and the docs show the same text, with its
     `{% include "<file>" %}` lines replaced by the shared SQL they name, so what is shown is what runs."""
-    if layer not in LAYERS:
-        raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
+    if layer not in (*LAYERS, INCREMENTS):
+        raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)} or {INCREMENTS}")
     sql = resources.files("spark_etl").joinpath("sql", layer, f"{model_name}.sql").read_text(encoding="utf-8")
     rendered = INCLUDE.sub(lambda include: shared_sql(include.group(1)), sql)
     if any(tag in rendered for tag in ("{{", "{%", "{#")):  # sqlfluff would read another Jinja tag differently
         raise ValueError(f"{layer}/{model_name}.sql: a Jinja tag other than a whole-line include")
     return rendered
+
+
+INCREMENTS = "increments"  # sql/increments/: the queries that decide what an incremental run recomputes
+
+
+def query_text(query_name: str) -> str:
+    """One of an incremental run's queries (sql/increments/, linted with the models): plain SQL over registered
+    views, no include."""
+    return sql_text(INCREMENTS, query_name)
 
 
 def shared_sql(file_name: str) -> str:

@@ -1,0 +1,6 @@
+select stg_accounts_checked.account_id as account_id
+from stg_accounts_checked
+where stg_accounts_checked.reject_reason is null and not stg_accounts_checked.is_collapsed
+union
+select withdrawn_accounts.account_id as account_id
+from withdrawn_accounts
