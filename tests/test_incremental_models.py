@@ -546,6 +546,41 @@ def test_a_kept_model_is_read_from_the_previous_version_and_profiles_nothing(
     assert second.built("staging", "stg_skus") == {**first_record, "kept": True, "rewritten": []}
 
 
+def test_build_or_keep_keeps_what_the_delta_leaves_unchanged(spark: SparkSession, tmp_path: Path) -> None:
+    """stg_skus (declared is_kept_when_unchanged) is kept when its delta has no accepted row and withdraws no key:
+    a rejected record or an exact copy changes nothing; an accepted row or a withdrawn key does; a full run always
+    builds."""
+    session = spark.newSession()
+    warehouse = str(tmp_path / "warehouse")
+    model_view(session, "stg_skus", [("A", "a", "a", Decimal(1), Decimal("2.5"))])
+    first = versions.start(session, warehouse, "v1", incremental=False)
+    versions.write_model(first, "staging", "stg_skus", session.table("stg_skus"))
+    first.commit(["stg_skus"], {}, keep_versions=3)
+    checked_schema = "reject_reason string, is_collapsed boolean"
+    withdrawn_schema = "item_id string"
+
+    def is_kept(checked: list[tuple[str | None, bool]], withdrawn: list[tuple[str]], incremental: bool = True) -> bool:
+        session.createDataFrame(checked, checked_schema).createOrReplaceTempView("stg_skus_checked")
+        session.createDataFrame(withdrawn, withdrawn_schema).createOrReplaceTempView("withdrawn_skus")
+        stage = models.Stage(session, "staging", warehouse, versions.start(session, warehouse, "v2", incremental))
+        return stage._is_unchanged("skus", "stg_skus")
+
+    assert is_kept([("invalid_value", False), (None, True)], [])  # a rejected record, and an exact copy
+    assert is_kept([], [])
+    assert not is_kept([(None, False)], [])  # an accepted row
+    assert not is_kept([], [("A",)])  # a key the database withdrew
+    assert not is_kept([], [], incremental=False)
+
+    session.createDataFrame([("invalid_value", False)], checked_schema).createOrReplaceTempView("stg_skus_checked")
+    session.createDataFrame([], withdrawn_schema).createOrReplaceTempView("withdrawn_skus")
+    stage = models.Stage(session, "staging", warehouse, versions.start(session, warehouse, "v2", incremental=True))
+    kept_df = stage.build_or_keep("stg_skus", profile=True)
+    assert collect_sorted(kept_df, ["item_id"]) == [("A",)]
+    assert stage.runs[-1].is_kept
+    with pytest.raises(ValueError, match="not declared is_kept_when_unchanged"):
+        stage.build_or_keep("stg_invoices")
+
+
 def test_an_empty_frame_has_the_schema_and_no_python_rdd(spark: SparkSession) -> None:
     empty_df = load.empty_frame(spark, "invoice_id bigint, issue_date date")
     assert [(field.name, field.dataType.simpleString()) for field in empty_df.schema] == [

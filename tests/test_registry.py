@@ -91,9 +91,13 @@ def test_each_notebook_builds_exactly_its_layers_models_in_registry_order(layer:
     path = PROJECT_DIR / "notebooks" / registry.NOTEBOOKS[layer]
     notebook = nbformat.read(path, as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    built = re.findall(r'\bstage\.(build|view)\("([a-z_0-9]+)"', code)
+    built = re.findall(r'\bstage\.(build|build_or_keep|view)\("([a-z_0-9]+)"', code)
     expected = [
-        ("build" if model.materialisation == "stored" else "view", model.name) for model in registry.layer_models(layer)
+        (
+            "view" if model.materialisation == "view" else "build_or_keep" if model.is_kept_when_unchanged else "build",
+            model.name,
+        )
+        for model in registry.layer_models(layer)
     ]
     assert built == expected
     # and it reads back exactly the stored models of earlier layers that its models declare as inputs

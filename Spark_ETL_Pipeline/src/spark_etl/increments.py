@@ -29,7 +29,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import load, registry
+from spark_etl import load
 from spark_etl.models import query_text
 from spark_etl.versions import RunVersion
 
@@ -160,19 +160,6 @@ CHANGE_VIEWS = {"changed_invoices": INVOICE_CHANGES, "changed_accounts": ACCOUNT
 # a change view that is empty whenever the run kept a staging model whole (changed_accounts, when stg_accounts
 # was kept: no accepted account and none withdrawn); it is not stored then, each stage registers it empty
 EMPTY_WHEN_KEPT = {"changed_accounts": ("stg_accounts", "account_id bigint")}
-
-
-def is_unchanged(spark: SparkSession, run_version: RunVersion, table_name: str, checked_rows: int | None) -> bool:
-    """Whether an incremental run's delta leaves stg_<table> as the previous version holds it: no accepted row
-    in its checked model (which holds `checked_rows`: none to look at when it is empty, the usual day for accounts
-    and SKUs) and no key withdrawn. Never in a full run."""
-    if run_version.base is None:
-        return False
-    if checked_rows != 0:
-        checked_df = spark.table(f"stg_{table_name}_checked")
-        if checked_df.where(checked_df["reject_reason"].isNull() & ~checked_df["is_collapsed"]).take(1):
-            return False
-    return not spark.table(f"{registry.WITHDRAWN_PREFIX}{table_name}").take(1)
 
 
 def month_of(day: date) -> str:

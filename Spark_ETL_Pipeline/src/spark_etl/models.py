@@ -197,6 +197,30 @@ class Stage:
         self._record(ModelRun(self.layer, model_name, 0, seconds, path, profile_rows, [], is_kept=True))
         return stored_df
 
+    def build_or_keep(self, model_name: str, profile: bool = False) -> DataFrame:
+        """Build a model the registry declares `is_kept_when_unchanged`, or keep it (`keep`) when this incremental
+        run's delta accepts no row of its table and withdraws no key: then the model is as the previous version
+        holds it. A full run always builds. Its checked model (`<model>_checked`) must be registered first."""
+        declared = registry.model(model_name)
+        if not declared.is_kept_when_unchanged:
+            raise ValueError(f"{model_name} is not declared is_kept_when_unchanged in the registry")
+        if self.version is not None and self._is_unchanged(registry.STAGED_TABLES[model_name], model_name):
+            return self.keep(model_name, profile=profile)
+        return self.build(model_name, profile=profile)
+
+    def _is_unchanged(self, table_name: str, model_name: str) -> bool:
+        """No accepted row in the checked model (none to look at when it wrote no row, the usual day for accounts
+        and SKUs) and no key withdrawn; never in a full run."""
+        if self.version is None or self.version.base is None:
+            return False
+        checked = f"{model_name}_checked"
+        checked_rows = next((run.rows for run in reversed(self.runs) if run.model_name == checked), None)
+        if checked_rows != 0:
+            checked_df = self.spark.table(checked)
+            if checked_df.where(checked_df["reject_reason"].isNull() & ~checked_df["is_collapsed"]).take(1):
+                return False
+        return not self.spark.table(f"{registry.WITHDRAWN_PREFIX}{table_name}").take(1)
+
     def rows(self, model_name: str) -> int | None:
         """The rows the stage's last build of `model_name` wrote (None for a view)."""
         for run in reversed(self.runs):

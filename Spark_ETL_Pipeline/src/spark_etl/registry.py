@@ -26,6 +26,8 @@ EXTRACT_VIEWS = {f"raw_{extract.table_name}": extract.file_name for extract in E
 PARAMETER_VIEWS = {"run_parameters": "--as-of"}
 # a model's previous version, which an incremental run merges its delta into (empty in a full run): stored_<model>
 STORED_PREFIX = "stored_"
+# the staging model of each extract's table, e.g. stg_accounts: accounts
+STAGED_TABLES = {f"stg_{extract.table_name}": extract.table_name for extract in EXTRACTS}
 # per table, the keys whose stored rows an incremental run from the database drops because the source no longer
 # holds them as stored: deleted there, or changed there (the delta's usable rows, if any, take their place); see
 # source_state.py. Empty on the CSV path, which has no deletions, and in a full run. withdrawn_<table>: its DDL
@@ -64,6 +66,9 @@ class Model:
     relationships: tuple[Relationship, ...] = ()
     exported_as: str = ""  # the run's file cut from this model, if any
     partition_by: str = ""  # the column whose values are its folders: a run rewrites only the values it touched
+    # an incremental run takes the model whole from the previous version when its delta accepts no row of the model's
+    # table and withdraws no key (`models.Stage.build_or_keep`): the usual day for accounts and SKUs
+    is_kept_when_unchanged: bool = False
 
     @property
     def notebook(self) -> str:
@@ -75,8 +80,10 @@ class Model:
         return f"sql/{self.layer}/{self.name}.md"
 
 
-def _stg(name: str, inputs: tuple[str, ...], grain: str, key: tuple[str, ...], no_key: str = "") -> Model:
-    return Model("staging", name, "stored", inputs, grain, key, no_key)
+def _stg(
+    name: str, inputs: tuple[str, ...], grain: str, key: tuple[str, ...], no_key: str = "", kept: bool = False
+) -> Model:
+    return Model("staging", name, "stored", inputs, grain, key, no_key, is_kept_when_unchanged=kept)
 
 
 CHECKED_NO_KEY = "copies of a key are separate rows"
@@ -87,9 +94,16 @@ MODELS: tuple[Model, ...] = (
         ("stg_accounts_checked", "stored_stg_accounts", "withdrawn_accounts"),
         "one row per usable account",
         ("account_id",),
+        kept=True,
     ),
     _stg("stg_skus_checked", ("raw_skus",), "one row per record of skus.csv", (), CHECKED_NO_KEY),
-    _stg("stg_skus", ("stg_skus_checked", "stored_stg_skus", "withdrawn_skus"), "one row per usable SKU", ("item_id",)),
+    _stg(
+        "stg_skus",
+        ("stg_skus_checked", "stored_stg_skus", "withdrawn_skus"),
+        "one row per usable SKU",
+        ("item_id",),
+        kept=True,
+    ),
     _stg("stg_invoices_checked", ("raw_invoices",), "one row per record of invoices.csv", (), CHECKED_NO_KEY),
     Model(
         "staging",
@@ -226,6 +240,10 @@ def validate(models: Iterable[Model] = MODELS) -> None:
                 raise RegistryError(f"{model.name}: relationship to {relationship.parent}, not declared before it")
         if not model.key and not model.no_key:
             raise RegistryError(f"{model.name}: no key and no reason given")
+        if model.is_kept_when_unchanged and (
+            model.partition_by or f"{model.name}_checked" not in model.inputs or model.name not in STAGED_TABLES
+        ):
+            raise RegistryError(f"{model.name}: only a whole staging model of one table's checked rows can be kept")
         if model.name in seen:
             raise RegistryError(f"{model.name}: declared twice")
         seen[model.name] = model
@@ -325,15 +343,29 @@ def lineage_mermaid() -> str:
     return "\n".join(lines) + "\n"
 
 
+def incremental_text(declared: Model) -> str:
+    """What an incremental run does with the model, as the registry declares it."""
+    if declared.materialisation == "view":
+        return "computed where read"
+    if declared.is_kept_when_unchanged:
+        return "kept whole when the delta accepts none of its rows and withdraws no key, else rewritten whole"
+    if declared.partition_by:
+        return f"rewrites the `{declared.partition_by}` values the delta touches"
+    return "rewritten whole"
+
+
 def models_table() -> str:
     """Every model, linked to its .md, for docs/models.md."""
-    lines = ["| layer | model | grain | key | stored |", "|---|---|---|---|---|"]
+    lines = ["| layer | model | grain | key | stored | incremental run |", "|---|---|---|---|---|---|"]
     for declared in MODELS:
         link = f"[{declared.name}](../Spark_ETL_Pipeline/src/spark_etl/{declared.doc_path})"
         stored = "Parquet" if declared.materialisation == "stored" else "view"
         if declared.exported_as:
             stored += f", `{declared.exported_as}`"
-        lines.append(f"| {declared.layer} | {link} | {declared.grain} | {key_text(declared)} | {stored} |")
+        incremental = incremental_text(declared)
+        lines.append(
+            f"| {declared.layer} | {link} | {declared.grain} | {key_text(declared)} | {stored} | {incremental} |"
+        )
     return "\n".join(lines) + "\n"
 
 
