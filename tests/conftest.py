@@ -1,69 +1,22 @@
-"""One local SparkSession for the whole suite: Spark start-up costs seconds, so it is paid once."""
+"""The suite's fixtures, one per shared resource or data set: one local SparkSession and one stage kernel for the
+whole suite (Spark start-up costs seconds, so it is paid once), the PostgreSQL server, the real extracts and the one
+run over them, and the generated extracts. Helpers are in the `support` package."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import nbformat
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
+from support.pipeline import REAL_EXTRACTS_DIR, FinishedRun, run_pipeline
 
 import pg_server
-from spark_etl import jdbc, load, models, registry
-from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
+from extracts_generator import generate
+from spark_etl import jdbc, runner
 from spark_etl.session import spark_session
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-REAL_EXTRACTS_DIR = PROJECT_DIR.parent / "shared" / "data_extracts"
-
-
-ENTRY_SCRIPT = PROJECT_DIR / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
-NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
-
-
-def run_pipeline(
-    *args: str, timeout: float = 900, env: dict[str, str] | None = None, unset: Sequence[str] = ()
-) -> subprocess.CompletedProcess[str]:
-    """The entry script in a process of its own, as a scheduler runs it (`unset`: variables it does not get)."""
-    environment = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})}
-    for name in unset:
-        environment.pop(name, None)
-    return subprocess.run(
-        [sys.executable, str(ENTRY_SCRIPT), *args],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def start_pipeline(*args: str) -> subprocess.Popen[str]:
-    """The entry script started in the background, for tests that act on a run while it runs."""
-    return subprocess.Popen(
-        [sys.executable, str(ENTRY_SCRIPT), *args],
-        cwd=PROJECT_DIR,
-        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def assert_notebooks_clean(output_dir: Path) -> None:
-    """Each executed notebook is kept, is valid nbformat and holds no error output."""
-    for name in NOTEBOOKS:
-        notebook = nbformat.read(output_dir / "notebooks" / name, as_version=4)
-        nbformat.validate(notebook)
-        errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        assert errors == [], name
-        assert any(o.get("output_type") == "display_data" for cell in notebook.cells for o in cell.get("outputs", []))
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +27,22 @@ def spark() -> Iterator[SparkSession]:
     session = spark_session("tests", "local[2]", conf)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def stage_kernel() -> Iterator[runner.SharedKernel]:
+    """One kernel on one Spark JVM for the session, as one run of the entry script has, for the runs that are a
+    test's oracle or its subject without the entry script around them (`run_in_kernel`): warm, it runs the three
+    notebooks in about half the time a fresh process takes. It has the JDBC driver and the test server's password,
+    so it can read from the session's PostgreSQL too."""
+    conf = {"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"}
+    if Path(jdbc.DEFAULT_DRIVER_JAR).is_file():
+        conf["spark.jars"] = jdbc.DEFAULT_DRIVER_JAR
+    with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as kernel:
+        patch.setenv(jdbc.PASSWORD_ENVIRONMENT_VARIABLE, pg_server.SUPERUSER_PASSWORD)  # what the kernel inherits
+        shared = kernel.enter_context(runner.shared_kernel(conf))
+        patch.undo()
+        yield shared
 
 
 @pytest.fixture(scope="session")
@@ -104,41 +73,31 @@ def real_extracts_dir() -> Path:
     return REAL_EXTRACTS_DIR
 
 
-def raw_columns(table_name: str) -> tuple[str, ...]:
-    """The columns an extract's raw view has (extract.read_extract): its required columns, then _corrupt_record."""
-    (extract,) = [extract for extract in EXTRACTS if extract.table_name == table_name]
-    return (*extract.columns, CORRUPT_RECORD_COLUMN)
+@pytest.fixture(scope="session")
+def real_run(real_extracts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
+    """One --quiet full run of the entry script over the real extracts (`pipeline_output.csv`), shared by the tests
+    that read its files."""
+    output_dir = tmp_path_factory.mktemp("real_run")
+    result = run_pipeline(
+        "--extracts", str(real_extracts_dir), "--output", str(output_dir / "pipeline_output.csv"), "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    return FinishedRun(output_dir, result)
 
 
-def register_strings(spark: SparkSession, view: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Register inline rows as an all-string view, the shape extract.read_extract gives the staging models."""
-    schema = ", ".join(f"{name} string" for name in columns)
-    spark.createDataFrame([tuple(row) for row in rows], schema).createOrReplaceTempView(view)
+@pytest.fixture(scope="session")
+def small_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated extract (about 6 accounts, 300 invoices) with bad rows of every kind and unpaid invoices,
+    for runs whose subject is not the data: failures, locks, header-only tables. Read only."""
+    folder = tmp_path_factory.mktemp("small_extracts")
+    generate(folder, seed=5, scale=0.03, unpaid_rate=0.2, bad_rows=12)
+    return folder
 
 
-def run_view(spark: SparkSession, layer: str, model_name: str) -> DataFrame:
-    """Run one model's SQL and register it under its name, as a stage does; a model that merges into its
-    previous version (stored_<model>) gets an empty one, and no key withdrawn by the source (withdrawn_<table>),
-    as in a full run, unless the test registered them."""
-    declared = registry.model(model_name)
-    for name in declared.inputs:
-        if name.startswith(registry.STORED_PREFIX) and not spark.catalog.tableExists(name):
-            load.empty_frame(spark, registry.schema_ddl(declared)).createOrReplaceTempView(name)
-        if name in registry.WITHDRAWN_VIEWS and not spark.catalog.tableExists(name):
-            load.empty_frame(spark, registry.WITHDRAWN_VIEWS[name]).createOrReplaceTempView(name)
-    model_df = spark.sql(models.sql_text(layer, model_name))
-    model_df.createOrReplaceTempView(model_name)
-    return model_df
-
-
-def collect_sorted(model_df: DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The chosen columns of every row, sorted (None first), for whole-table comparisons."""
-    selected = [tuple(row) for row in model_df.select(*columns).collect()]
-    return sorted(selected, key=lambda row: tuple((value is not None, value) for value in row))
-
-
-def jobs_in_group(spark: SparkSession, group: str) -> list[int]:
-    """The jobs Spark ran under a job group, once its listener bus has delivered every event posted so far
-    (job starts reach the status tracker asynchronously)."""
-    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()
-    return list(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+@pytest.fixture(scope="session")
+def generated_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The daily simulations' first load (8 accounts, about 390 invoices): every kind of bad row and many unpaid
+    invoices, so a seeded day's delta (support.daily_deltas.make_delta) has every change to make. Read only."""
+    folder = tmp_path_factory.mktemp("generated_extracts")
+    generate(folder, seed=7, scale=0.04, unpaid_rate=0.2, bad_rows=24)
+    return folder

@@ -15,22 +15,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from support.pipeline import PROJECT_DIR, run_pipeline, start_pipeline
 
-from conftest import PROJECT_DIR, run_pipeline, start_pipeline
-from extracts_generator import generate
 from spark_etl import run_files
 
 pytestmark = pytest.mark.e2e
 SECRET = "s3cr3t-Value-4821"
 # a setting made secret by a redaction regex of the user's own: its value must still reach Spark
 CHECKSUMMED_FS = "org.apache.hadoop.fs.LocalFileSystem"
-
-
-@pytest.fixture(scope="module")
-def small_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("small_extracts")
-    generate(folder, seed=7, scale=0.03, unpaid_rate=0.1, bad_rows=6)
-    return folder
 
 
 def files_holding(folder: Path, text: str) -> list[str]:

@@ -15,9 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from support.pipeline import PROJECT_DIR, run_pipeline, start_pipeline
 
-from conftest import PROJECT_DIR, run_pipeline, start_pipeline
-from extracts_generator import generate
 from spark_etl import run_files, warehouse_lock
 from spark_etl.warehouse_lock import Holder, LockFolderError, WarehouseLock, WarehouseLockedError
 
@@ -282,13 +281,6 @@ def test_a_killed_holders_lock_is_stale(tmp_path: Path, contenders: list[Contend
 
 
 # End to end: the entry script
-
-
-@pytest.fixture(scope="module")
-def small_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("small_extracts")
-    generate(folder, seed=11, scale=0.02, unpaid_rate=0.1, bad_rows=3)
-    return folder
 
 
 def assert_only_models(warehouse: Path) -> None:

@@ -4,26 +4,17 @@ what the reference gives. A run once waited for ever on a row count that no quer
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.contract_compare import assert_run_matches_reference
+from support.pipeline import assert_notebooks_clean, run_in_kernel, run_pipeline
 
 import reference_contract
-from conftest import assert_notebooks_clean, run_pipeline
-from contract_compare import assert_run_matches_reference
-from extracts_generator import generate
-from spark_etl import cli, extract, run_files, runner
+from spark_etl import extract, runner
 
 pytestmark = pytest.mark.e2e
 TABLES = [spec.table_name for spec in extract.EXTRACTS]
-
-
-@pytest.fixture(scope="module")
-def small_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("small_extracts")
-    generate(folder, seed=5, scale=0.03, unpaid_rate=0.2, bad_rows=12)
-    return folder
 
 
 def extracts_with_empty(source: Path, target: Path, empty_tables: list[str]) -> Path:
@@ -37,33 +28,18 @@ def extracts_with_empty(source: Path, target: Path, empty_tables: list[str]) -> 
     return target
 
 
-@pytest.fixture(scope="module")
-def kernel() -> Iterator[runner.SharedKernel]:
-    """One kernel and JVM for every case, as one run of the entry script has."""
-    with runner.shared_kernel({"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"}) as shared:
-        yield shared
-
-
 @pytest.mark.parametrize("empty_table", TABLES)
 def test_one_header_only_table_gives_what_the_reference_gives(
-    empty_table: str, small_extracts: Path, kernel: runner.SharedKernel, tmp_path: Path
+    empty_table: str, small_extracts: Path, stage_kernel: runner.SharedKernel, tmp_path: Path
 ) -> None:
     extracts = extracts_with_empty(small_extracts, tmp_path / "extracts", [empty_table])
-    options = cli.parse_options(["--extracts", str(extracts), "--output", str(tmp_path / "out" / "features.csv")])
-    paths = cli.run_paths(options)
-    paths.output_dir.mkdir(parents=True)
-    run_files.start(paths)
-    parameters = cli.stage_parameters(options, paths)
-    runs = [
-        runner.execute_notebook(name, paths.executed_notebooks, parameters[name], kernel=kernel)
-        for name in runner.STAGE_NOTEBOOKS
-    ]
-    run_files.keep_summary(paths, cli.run_summary(options, runs, 0.0))
-    run_files.publish(paths, ["features.csv", "rejects.csv"])
+    output_dir = run_in_kernel(
+        stage_kernel, "--extracts", str(extracts), "--output", str(tmp_path / "out" / "features.csv")
+    )
 
     expected = reference_contract.compute(extracts)
     assert expected.counts[empty_table].read == 0
-    assert_run_matches_reference(paths.output_dir, "features.csv", expected)
+    assert_run_matches_reference(output_dir, "features.csv", expected)
 
 
 def test_all_four_header_only_give_a_header_only_csv_and_zeros(small_extracts: Path, tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from support.spark_views import jobs_in_group
 
-from conftest import jobs_in_group
 from spark_etl import constraints, models, registry, source_state
 
 

@@ -11,7 +11,6 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract_compare import loose_record
 from reference_contract import (
     ACCOUNTS,
     COLUMNS,
@@ -29,6 +28,7 @@ from reference_contract import (
     record_key,
     source_record,
 )
+from support.contract_compare import loose_record
 
 KEYED = (ACCOUNTS, SKUS, INVOICES)
 TABLES = (*KEYED, LINES)

@@ -9,11 +9,8 @@ import random
 from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
-
-import reference_contract
-from contract_compare import loose_record
-from daily_deltas import (
+from support.contract_compare import loose_record
+from support.daily_deltas import (
     KEYED,
     TABLES,
     Rejects,
@@ -26,7 +23,8 @@ from daily_deltas import (
     state_tables,
     write_tables,
 )
-from extracts_generator import generate
+
+import reference_contract
 
 ACCOUNT_1 = ("1", "Acme", "1 Road\nTown", "Ann", "555", "F", "2018-01-01")
 ACCOUNT_2 = ("2", "Bolt", "2 Road", "Bob", "556", "M", "2018-02-01")
@@ -162,17 +160,9 @@ def test_tables_survive_a_write_and_read(tmp_path: Path) -> None:
     assert read_tables(write_tables(tmp_path, tables)) == tables
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small generated extract with every kind of bad row and some unpaid invoices, as the e2e tests use."""
-    folder = tmp_path_factory.mktemp("generated")
-    generate(folder, seed=7, scale=0.04, unpaid_rate=0.2, bad_rows=24)
-    return folder
-
-
-def test_a_full_run_is_a_delta_on_the_empty_source(generated: Path, tmp_path: Path) -> None:
-    state, rejects = initial_state(generated)
-    full = reference_contract.compute(generated)
+def test_a_full_run_is_a_delta_on_the_empty_source(generated_extracts: Path, tmp_path: Path) -> None:
+    state, rejects = initial_state(generated_extracts)
+    full = reference_contract.compute(generated_extracts)
     assert rejects == collections.Counter(
         {(table, reason, loose_record(record)): n for (table, reason, record), n in full.reject_records.items()}
     )
@@ -181,8 +171,8 @@ def test_a_full_run_is_a_delta_on_the_empty_source(generated: Path, tmp_path: Pa
     assert (merged.rows, merged.as_of) == (full.rows, full.as_of)
 
 
-def test_a_day_makes_every_change_and_every_reject_reason(generated: Path) -> None:
-    state, _ = initial_state(generated)
+def test_a_day_makes_every_change_and_every_reject_reason(generated_extracts: Path) -> None:
+    state, _ = initial_state(generated_extracts)
     day = make_delta(state, random.Random(3))
     assert day == make_delta(state, random.Random(3))  # seeded
     assert list(day.changes) == [

@@ -9,8 +9,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-
-from conftest import PROJECT_DIR
+from support.pipeline import PROJECT_DIR
 
 NOTEBOOKS = sorted((PROJECT_DIR / "notebooks").glob("*.ipynb"))
 

@@ -15,7 +15,7 @@ import reference_contract
 from bench_delta import cached_split, new_issue_dates, paid_quota, split
 from extracts_generator import generate
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 BENCH = PROJECT_DIR / "benchmarks" / "bench.py"
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from pyspark.sql import SparkSession
+from support.pipeline import PROJECT_DIR
+from support.spark_views import raw_columns, run_view
 
-from conftest import PROJECT_DIR, raw_columns, run_view
 from spark_etl import load, models, registry, runner
 from spark_etl.extract import EXTRACTS
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
+from support.spark_views import jobs_in_group, raw_columns, register_strings
 
-from conftest import jobs_in_group, raw_columns, register_strings
 from spark_etl import models, notebook_display, quality, source_state
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
+from support.spark_views import collect_sorted, jobs_in_group, raw_columns, register_strings, run_view
 
-from conftest import collect_sorted, jobs_in_group, raw_columns, register_strings, run_view
 from spark_etl import increments, load, models, registry, versions
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import PROJECT_DIR
+from support.pipeline import PROJECT_DIR
 
 
 def pins(text: str) -> set[str]:

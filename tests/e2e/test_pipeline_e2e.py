@@ -13,10 +13,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from support.contract_compare import assert_run_matches_reference
+from support.pipeline import NOTEBOOKS, PROJECT_DIR, FinishedRun, assert_notebooks_clean, run_pipeline
 
 import reference_contract
-from conftest import NOTEBOOKS, PROJECT_DIR, assert_notebooks_clean, run_pipeline
-from contract_compare import assert_run_matches_reference
 from extracts_generator import generate
 from spark_etl import cluster
 
@@ -133,14 +133,11 @@ def test_reports_are_self_contained_html(messy_run: Run) -> None:
         assert re.search(r"<script[^>]*src=.https?://", text) is None  # nothing fetched from the network
 
 
-def test_real_extracts_match_the_reference(real_extracts_dir: Path, tmp_path: Path) -> None:
-    output = tmp_path / "pipeline_output.csv"
-    result = run_pipeline("--extracts", str(real_extracts_dir), "--output", str(output), "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert "done:" not in result.stderr  # --quiet
+def test_real_extracts_match_the_reference(real_extracts_dir: Path, real_run: FinishedRun) -> None:
+    assert "done" not in real_run.result.stderr  # --quiet
     expected = reference_contract.compute(real_extracts_dir)
     assert len(expected.rows) == 9685
-    assert_run_matches_reference(tmp_path, "pipeline_output.csv", expected)
+    assert_run_matches_reference(real_run.output_dir, "pipeline_output.csv", expected)
 
 
 def test_a_machine_without_java_runs_on_the_pypi_jre_the_first_time_and_after(

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 from pyspark.sql import SparkSession
+from support.spark_views import collect_sorted, raw_columns, register_strings, run_view
 
-from conftest import collect_sorted, raw_columns, register_strings, run_view
 from spark_etl import constraints, registry
 
 ACCOUNT_COLUMNS = raw_columns("accounts")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
+from support.spark_views import jobs_in_group
 
-from conftest import jobs_in_group
 from spark_etl import extract, load, observations, runner
 
 ACCOUNTS = extract.EXTRACTS[0]

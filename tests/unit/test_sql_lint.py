@@ -5,7 +5,7 @@ from __future__ import annotations
 import configparser
 import re
 
-from conftest import PROJECT_DIR
+from support.pipeline import PROJECT_DIR
 
 
 def test_every_excluded_rule_has_a_one_line_reason() -> None:

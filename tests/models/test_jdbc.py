@@ -3,7 +3,6 @@ atomic and idempotent load, the load lock, a killed load, and the entry script e
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -18,57 +17,25 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from support.contract_compare import assert_run_matches_reference
+from support.pg_tables import (
+    SERVER_PASSWORD,
+    copy_extracts,
+    create_database,
+    create_tables,
+    csv_as_table_rows,
+    database,
+    run_with_password,
+    serving_rows,
+    start_with_password,
+    well_formed_copy,
+)
+from support.pipeline import PROJECT_DIR, finish
+from support.spark_views import run_view
 
-import conftest
 import pg_server
 import reference_contract
-from conftest import PROJECT_DIR, run_view
-from contract_compare import assert_run_matches_reference
 from spark_etl import extract, jdbc, load, serving
-
-SERVER_PASSWORD = pg_server.SUPERUSER_PASSWORD
-
-
-def create_tables(server: pg_server.PostgresServer, database: str, schema: str, typed: bool) -> None:
-    """The four tables; text-typed copies can hold the bad rows a typed table would refuse."""
-    statements = [f"create schema if not exists {schema}"]
-    for each in extract.EXTRACTS:
-        columns = (
-            pg_server.TYPED_TABLES[each.table_name] if typed else ", ".join(f"{name} text" for name in each.columns)
-        )
-        statements.append(f"create table {schema}.{each.table_name} ({columns})")
-    server.psql("; ".join(statements), database)
-
-
-def copy_extracts(server: pg_server.PostgresServer, database: str, schema: str, folder: Path) -> None:
-    """Load each CSV with COPY (quoted line breaks stay in their field; an empty unquoted field is NULL, as
-    Spark's CSV reader makes it null)."""
-    for each in extract.EXTRACTS:
-        path = folder / each.file_name
-        columns = ", ".join(each.columns)
-        server.psql(f"\\copy {schema}.{each.table_name} ({columns}) from '{path}' with (format csv, header)", database)
-
-
-def create_database(server: pg_server.PostgresServer, name: str) -> str:
-    server.psql(f"drop database if exists {name}")
-    server.psql(f"create database {name}")
-    return server.jdbc_url(name)
-
-
-def database(url: str) -> jdbc.Database:
-    return jdbc.Database(url, pg_server.SUPERUSER, SERVER_PASSWORD)
-
-
-def well_formed_copy(source: Path, target: Path) -> Path:
-    """The extracts without the records of the wrong field count (a table has no such rows); every other
-    record as it was, bad values included."""
-    target.mkdir(parents=True, exist_ok=True)
-    for each in extract.EXTRACTS:
-        with (source / each.file_name).open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-        with (target / each.file_name).open("w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle, lineterminator="\n").writerows(row for row in rows if len(row) == len(rows[0]))
-    return target
 
 
 @pytest.fixture(scope="module")
@@ -401,11 +368,6 @@ def test_a_killed_load_leaves_the_table_and_the_next_load_cleans_up(
 # the entry script end to end: extract from PostgreSQL, load back into it
 
 
-def run_pipeline(*args: str, password: str = SERVER_PASSWORD) -> subprocess.CompletedProcess[str]:
-    """The entry script with the database password in its environment, as a scheduler passes it."""
-    return conftest.run_pipeline(*args, env={jdbc.PASSWORD_ENVIRONMENT_VARIABLE: password})
-
-
 def assert_password_nowhere(folder: Path, result: subprocess.CompletedProcess[str], at_least: int = 20) -> None:
     """Not in any file the run wrote (notebooks, reports, summary, CSVs, warehouse), nor in its output."""
     written = [path for path in folder.rglob("*") if path.is_file()]
@@ -415,33 +377,12 @@ def assert_password_nowhere(folder: Path, result: subprocess.CompletedProcess[st
     assert SERVER_PASSWORD not in result.stdout + result.stderr
 
 
-def csv_as_table_rows(path: Path) -> list[tuple[object, ...]]:
-    """The feature CSV's rows in the shape the serving table returns them (empty field = NULL)."""
-    rows: list[tuple[object, ...]] = []
-    for row in csv.reader(path.open(newline="", encoding="utf-8")):
-        if row[0] == "inv_id":
-            continue
-        rows.append(tuple(None if value == "" else (value if i == 2 else int(value)) for i, value in enumerate(row)))
-    return rows
-
-
-def serving_rows(spark: SparkSession, url: str, table: str) -> list[tuple[object, ...]]:
-    connection = jdbc.connect(spark, database(url))
-    try:
-        return connection.query(
-            "select inv_id, acct_id, inv_total::text, inv_items, acct_age, num_inv_120d, cum_tot_inv_acct, "
-            f"is_late::int from {table} order by inv_id"
-        )
-    finally:
-        connection.close()
-
-
 @pytest.mark.e2e
 def test_real_extracts_from_postgres_match_the_csv_contract_and_load_the_table(
     spark: SparkSession, real_database: str, real_extracts_dir: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "out" / "pipeline_output.csv"
-    result = run_pipeline(
+    result = run_with_password(
         "--jdbc-url", real_database, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-partitions", "3",
         "--load-jdbc-table", "features", "--output", str(output),
     )  # fmt: skip
@@ -477,14 +418,14 @@ def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothi
     output = tmp_path / "out" / "features.csv"
     jdbc_args = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
     load_args = ("--load-jdbc-table", "serving.features")
-    result = run_pipeline(*jdbc_args, *load_args, "--output", str(output), "--as-of", "2021-07-01", "--quiet")
+    result = run_with_password(*jdbc_args, *load_args, "--output", str(output), "--as-of", "2021-07-01", "--quiet")
     assert result.returncode == 0, result.stderr
     expected = reference_contract.compute(extracts, as_of=date(2021, 7, 1))
     assert len(expected.rejects) >= 8  # every kind of bad value but the malformed record
     assert_run_matches_reference(output.parent, "features.csv", expected)
     csv_output = tmp_path / "csv_out" / "features.csv"
     # the CSV path, loading its features into the same database (--extracts with --load-jdbc-table)
-    csv_run = run_pipeline(
+    csv_run = run_with_password(
         "--extracts", str(extracts), "--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER,
         "--load-jdbc-table", "serving.features_from_csv", "--output", str(csv_output), "--as-of", "2021-07-01",
         "--quiet",
@@ -505,25 +446,29 @@ def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothi
     assert_password_nowhere(output.parent, result)
     loaded_at = postgres.psql("select min(loaded_at), count(*) from serving.features", "bundled")
 
-    failures = {
+    # three runs that each fail on their own, independent of one another: started together
+    started = {
         "wrong password": (
-            run_pipeline(*jdbc_args, *load_args, "--output", str(tmp_path / "f1" / "o.csv"), password="wrong-pw-1"),
+            start_with_password(
+                *jdbc_args, *load_args, "--output", str(tmp_path / "f1" / "o.csv"), password="wrong-pw-1"
+            ),
             f'cannot connect to {url} as postgres: FATAL: password authentication failed for user "postgres"',
         ),
         "unreachable": (
-            run_pipeline(
+            start_with_password(
                 *("--jdbc-url", f"jdbc:postgresql://127.0.0.1:{pg_server.free_port()}/bundled"),
                 *("--jdbc-user", "postgres", *load_args, "--output", str(tmp_path / "f2" / "o.csv")),
             ),
             "Connection to 127.0.0.1:",
         ),
         "missing table": (
-            run_pipeline(
+            start_with_password(
                 "--jdbc-url", url, "--jdbc-user", "postgres", *load_args, "--output", str(tmp_path / "f3" / "o.csv")
             ),
             f"{url} schema public: table public.accounts not found",
         ),
     }
+    failures = {case: (finish(process), message) for case, (process, message) in started.items()}
     for case, (failed, message) in failures.items():
         assert failed.returncode == 2, (case, failed.stderr)
         error_lines = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
@@ -540,7 +485,7 @@ def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothi
 
 
 def test_a_missing_driver_is_one_line_saying_how_to_install_it(tmp_path: Path) -> None:
-    result = run_pipeline(
+    result = run_with_password(
         "--jdbc-url", "jdbc:postgresql://127.0.0.1:5432/db", "--jdbc-user", "etl",
         "--jdbc-driver-jar", str(tmp_path / "postgresql.jar"), "--output", str(tmp_path / "out" / "o.csv"),
     )  # fmt: skip

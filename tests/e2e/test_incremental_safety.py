@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.contract_compare import read_csv
+from support.pipeline import ENTRY_SCRIPT, PROJECT_DIR, run_pipeline
 
 import reference_contract
-from conftest import ENTRY_SCRIPT, PROJECT_DIR, run_pipeline
-from contract_compare import read_csv
 from extracts_generator import generate
 from spark_etl import filesystem, run_files, versions
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.pipeline import PROJECT_DIR
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from conftest import PROJECT_DIR
 from spark_etl.ports import free_port
 
 HOST = "127.0.0.1"

@@ -7,9 +7,9 @@ import filecmp
 from pathlib import Path
 
 import pytest
+from support.pipeline import PROJECT_DIR
 
 import reference_contract
-from conftest import PROJECT_DIR
 from extracts_generator import generate, shapes
 from spark_etl.extract import EXTRACTS
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 from pyspark.sql import SparkSession
+from support.spark_views import collect_sorted, run_view
 
-from conftest import collect_sorted, run_view
 from spark_etl import constraints, models, registry
 
 D = date(2021, 6, 1)  # issue date of the invoices whose windows are checked

@@ -1,0 +1,52 @@
+"""Models on inline rows in the session's Spark: raw views as extract.read_extract gives them, one model's SQL
+run as a stage runs it, whole tables collected for comparison, the jobs a step ran."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from spark_etl import load, models, registry
+from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
+
+
+def raw_columns(table_name: str) -> tuple[str, ...]:
+    """The columns an extract's raw view has (extract.read_extract): its required columns, then _corrupt_record."""
+    (extract,) = [extract for extract in EXTRACTS if extract.table_name == table_name]
+    return (*extract.columns, CORRUPT_RECORD_COLUMN)
+
+
+def register_strings(spark: SparkSession, view: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Register inline rows as an all-string view, the shape extract.read_extract gives the staging models."""
+    schema = ", ".join(f"{name} string" for name in columns)
+    spark.createDataFrame([tuple(row) for row in rows], schema).createOrReplaceTempView(view)
+
+
+def run_view(spark: SparkSession, layer: str, model_name: str) -> DataFrame:
+    """Run one model's SQL and register it under its name, as a stage does; a model that merges into its
+    previous version (stored_<model>) gets an empty one, and no key withdrawn by the source (withdrawn_<table>),
+    as in a full run, unless the test registered them."""
+    declared = registry.model(model_name)
+    for name in declared.inputs:
+        if name.startswith(registry.STORED_PREFIX) and not spark.catalog.tableExists(name):
+            load.empty_frame(spark, registry.schema_ddl(declared)).createOrReplaceTempView(name)
+        if name in registry.WITHDRAWN_VIEWS and not spark.catalog.tableExists(name):
+            load.empty_frame(spark, registry.WITHDRAWN_VIEWS[name]).createOrReplaceTempView(name)
+    model_df = spark.sql(models.sql_text(layer, model_name))
+    model_df.createOrReplaceTempView(model_name)
+    return model_df
+
+
+def collect_sorted(model_df: DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The chosen columns of every row, sorted (None first), for whole-table comparisons."""
+    selected = [tuple(row) for row in model_df.select(*columns).collect()]
+    return sorted(selected, key=lambda row: tuple((value is not None, value) for value in row))
+
+
+def jobs_in_group(spark: SparkSession, group: str) -> list[int]:
+    """The jobs Spark ran under a job group, once its listener bus has delivered every event posted so far
+    (job starts reach the status tracker asynchronously)."""
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()
+    return list(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
