@@ -279,25 +279,23 @@ def test_runs_killed_while_staging_writing_marts_or_publishing_leave_the_last_ve
 
     # 1. killed while staging: the staging notebook has written a model of its version
     before = published(output_dir)
-    dead = killed("day1", lambda folder: has_entry(folder / "staging"), "a staging model")
+    dead_in_staging = killed("day1", lambda folder: has_entry(folder / "staging"), "a staging model")
+    assert published(output_dir) == before
+    assert pointer(warehouse)["version"] == first
+
+    # 2. the same day again, killed while writing the marts: the marts notebook has begun writing fct_invoice_features
+    dead_in_marts = killed("day1", lambda folder: (folder / "marts").is_dir(), "the marts write")
     assert published(output_dir) == before
     assert pointer(warehouse)["version"] == first
     second = next_day("day1", merged=1)
-    assert_cleaned_up(dead)
-
-    # 2. killed while writing the marts: the marts notebook has begun writing fct_invoice_features
-    before = published(output_dir)
-    dead = killed("day2", lambda folder: (folder / "marts").is_dir(), "the marts write")
-    assert published(output_dir) == before
-    assert pointer(warehouse)["version"] == second
-    third = next_day("day2", merged=2)
-    assert_cleaned_up(dead)
+    assert_cleaned_up(dead_in_staging)
+    assert_cleaned_up(dead_in_marts)
 
     # 3. killed while publishing (the test hook): its version is committed, the CSVs are in place, the summary not
     before = published(output_dir)
     known = set(folder_names(warehouse / versions.VERSIONS_DIR))
     process = runs.start(
-        "--extracts", str(days / "day3"), *output, "--incremental", env={run_files.FAULT_AT_ENV: "publish"}
+        "--extracts", str(days / "day2"), *output, "--incremental", env={run_files.FAULT_AT_ENV: "publish"}
     )  # fmt: skip
     assert process.wait(timeout=900) == -signal.SIGKILL
     folder = new_version(warehouse, known)
@@ -315,12 +313,12 @@ def test_runs_killed_while_staging_writing_marts_or_publishing_leave_the_last_ve
     result = run_pipeline("--extracts", str(days / "empty"), *output[:-1], "--incremental")
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"re-published version {dead}: a run stopped before publishing it\n")
-    assert read_csv(output_dir / OUTPUT_NAME) == expected_features(days / "merged3")
-    fourth = str(pointer(warehouse)["version"])
+    assert read_csv(output_dir / OUTPUT_NAME) == expected_features(days / "merged2")
+    last = str(pointer(warehouse)["version"])
     assert published(output_dir)[OUTPUT_NAME] == new[OUTPUT_NAME]
-    assert published(output_dir) == kept_files(output_dir, fourth)
+    assert published(output_dir) == kept_files(output_dir, last)
     assert_only_kept_versions(output_dir, warehouse)
-    assert pointer(warehouse)["history"] == [fourth, dead, third]
+    assert pointer(warehouse)["history"] == [last, dead, second]
 
 
 def test_rollback_republishes_the_previous_version_and_keep_versions_bounds_the_folders(
