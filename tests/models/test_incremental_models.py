@@ -12,15 +12,9 @@ from typing import Any
 import pytest
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
-from support.spark_views import collect_sorted, jobs_in_group, raw_columns, register_strings, run_view
+from support.spark_views import collect_sorted, jobs_in_group, raw_columns, register_stored, register_strings, run_view
 
 from spark_etl import increments, load, models, registry, versions
-
-
-def register_stored(spark: SparkSession, model_name: str, rows: list[tuple[object, ...]]) -> None:
-    """The previous version of a model, with its documented schema."""
-    schema = registry.schema_ddl(registry.model(model_name))
-    spark.createDataFrame(rows, schema).createOrReplaceTempView(f"stored_{model_name}")
 
 
 @pytest.fixture(scope="module")

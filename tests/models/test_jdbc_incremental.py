@@ -24,7 +24,7 @@ from support.pg_tables import (
     well_formed_copy,
 )
 from support.pipeline import PROJECT_DIR, run_in_kernel
-from support.spark_views import collect_sorted, raw_columns, register_strings, run_view
+from support.spark_views import collect_sorted, raw_columns, register_stored, register_strings, run_view
 
 import pg_server
 from spark_etl import increments, jdbc, load, registry, runner, source_state, versions
@@ -167,10 +167,6 @@ def test_a_version_commits_its_source_state_and_one_made_from_csv_extracts_has_n
 # the merging models and the months to rewrite, with keys withdrawn
 
 
-def stored(session: SparkSession, model_name: str, ddl: str, rows: list[tuple[Any, ...]]) -> None:
-    session.createDataFrame(rows, ddl).createOrReplaceTempView(f"stored_{model_name}")
-
-
 def withdraw(session: SparkSession, table_name: str, keys: list[Any]) -> None:
     ddl = registry.WITHDRAWN_VIEWS[f"withdrawn_{table_name}"]
     session.createDataFrame([(key,) for key in keys], ddl).createOrReplaceTempView(f"withdrawn_{table_name}")
@@ -191,15 +187,15 @@ def test_withdrawn_keys_drop_their_stored_rows_even_when_the_delta_row_is_reject
         ],
     )
     run_view(session, "staging", "stg_accounts_checked")
-    stored(
+    register_stored(
         session,
         "stg_accounts",
-        "account_id bigint, company_name string, company_address string, contact_person string, "
-        "contact_phone string, gender string, joining_date date",
         [
             (n, name, None, None, None, None, date(2019, n, 1))
             for n, name in ((1, "Acme"), (2, "Bolt"), (3, "Crow"), (4, "Dune"))
         ],
+        "account_id bigint, company_name string, company_address string, contact_person string, "
+        "contact_phone string, gender string, joining_date date",
     )
     for withdrawn, expected in (
         ([2, 3, 4], [(1, "Acme"), (2, "Bolt Ltd")]),
@@ -222,9 +218,9 @@ def stage_lines(session: SparkSession, invoices: list[tuple[Any, ...]], lines: l
     """Stored SKUs A and B, the given stored invoices and lines, no delta SKU: what the lines' models need."""
     register_strings(session, "raw_skus", raw_columns("skus"), [])
     register_strings(session, "raw_accounts", raw_columns("accounts"), [])
-    stored(session, "stg_invoices", INVOICES_DDL, invoices)
-    stored(session, "stg_skus", SKUS_DDL, [(sku, sku, sku, Decimal("1"), Decimal("2")) for sku in "AB"])
-    stored(session, "stg_invoice_line_items", LINES_DDL, lines)
+    register_stored(session, "stg_invoices", invoices, INVOICES_DDL)
+    register_stored(session, "stg_skus", [(sku, sku, sku, Decimal("1"), Decimal("2")) for sku in "AB"], SKUS_DDL)
+    register_stored(session, "stg_invoice_line_items", lines, LINES_DDL)
     withdraw(session, "skus", [])
     for model in ("stg_accounts_checked", "stg_accounts", "stg_skus_checked", "stg_skus"):
         run_view(session, "staging", model)

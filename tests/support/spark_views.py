@@ -50,3 +50,12 @@ def jobs_in_group(spark: SparkSession, group: str) -> list[int]:
     (job starts reach the status tracker asynchronously)."""
     spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()
     return list(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+
+
+def register_stored(
+    spark: SparkSession, model_name: str, rows: Sequence[tuple[Any, ...]], ddl: str | None = None
+) -> None:
+    """The previous version of a model (`stored_<model>`), as a stage reads it: with the model's documented schema,
+    or `ddl` where a test gives only some of its columns."""
+    schema = ddl or registry.schema_ddl(registry.model(model_name))
+    spark.createDataFrame(list(rows), schema).createOrReplaceTempView(f"{registry.STORED_PREFIX}{model_name}")

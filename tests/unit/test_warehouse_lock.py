@@ -51,6 +51,8 @@ class Contender:
             text=True,
             env={**os.environ, "PYTHONPATH": str(SOURCE_DIR)},
         )
+
+    def wait_ready(self) -> None:
         assert self.said() == "ready"
 
     def tell(self) -> None:
@@ -80,6 +82,7 @@ def contenders() -> Iterator[list[Contender]]:
 def take(warehouse: Path, run_id: str, contenders: list[Contender]) -> Contender:
     contender = Contender(warehouse, run_id)
     contenders.append(contender)
+    contender.wait_ready()
     contender.tell()
     assert contender.said() == "took"
     return contender
@@ -231,6 +234,8 @@ def test_exactly_one_of_several_runs_takes_over_a_stale_lock(
         fabricated(warehouse, *gone_pid)
         ready = [Contender(warehouse, f"20990101T00000{attempt}Z_run{index:03d}") for index in range(6)]
         contenders.extend(ready)
+        for contender in ready:  # started together, each waits for its signal with the lock not yet tried
+            contender.wait_ready()
         for contender in ready:  # all at once: each finds the same stale lock
             contender.tell()
         said = {contender.run_id: contender.said() for contender in ready}
