@@ -129,9 +129,9 @@ def test_an_invoices_delta_lines_replace_all_of_its_lines(merged: SparkSession) 
 def test_the_months_a_delta_changes(merged: SparkSession) -> None:
     # lines: 10 and 13 get delta lines (2021-01, 2021-02), 12 moves from 2021-02 to 2020-12, and Z, which a
     # stored line of 12 names, arrives
-    assert increments.line_months(merged, is_incremental=True) == ["2020-12", "2021-01", "2021-02"]
-    # totals: those, and the months of lines naming B, repriced (2021-01)
     line_months = increments.line_months(merged, is_incremental=True)
+    assert line_months == ["2020-12", "2021-01", "2021-02"]
+    # totals: those, and the months of lines naming B, repriced (2021-01)
     assert increments.total_months(merged, True, line_months) == ["2020-12", "2021-01", "2021-02"]
     assert increments.changed_skus(merged) == (["Z"], ["B"])
     assert increments.line_months(merged, is_incremental=False) is None
