@@ -25,6 +25,7 @@ import pg_server  # noqa: E402
 from extracts_generator import generate  # noqa: E402
 from spark_etl import extract, jdbc, serving, versions  # noqa: E402
 from spark_etl.session import spark_session  # noqa: E402
+from spark_etl.warehouse import Warehouse  # noqa: E402
 
 
 def report(line: str) -> None:
@@ -81,7 +82,7 @@ def main() -> None:
         )
         # the features of the warehouse's current version, where the pipeline run above published them
         warehouse = str(output.parent / "warehouse")
-        manifest, _ = versions.current(spark, warehouse)
+        manifest, _ = Warehouse.open(warehouse, spark).current()
         assert manifest is not None, f"{warehouse} has no current version"
         features_df = versions.read_folders(
             spark,

@@ -33,9 +33,9 @@ def test_one_header_only_table_gives_what_the_reference_gives(
     empty_table: str, small_extracts: Path, stage_kernel: runner.SharedKernel, tmp_path: Path
 ) -> None:
     extracts = extracts_with_empty(small_extracts, tmp_path / "extracts", [empty_table])
-    output_dir = run_in_kernel(
-        stage_kernel, "--extracts", str(extracts), "--output", str(tmp_path / "out" / "features.csv")
-    )
+    output_dir = tmp_path / "out"
+    result = run_in_kernel(stage_kernel, "--extracts", str(extracts), "--output", str(output_dir / "features.csv"))
+    assert result.returncode == 0, result.stderr
 
     expected = reference_contract.compute(extracts)
     assert expected.counts[empty_table].read == 0

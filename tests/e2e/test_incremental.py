@@ -107,10 +107,11 @@ def simulation(
         merged_source = write_tables(root / f"merged_source_{number}", state_tables(state))
         incremental, full = root / f"incremental_{number}", root / f"full_{number}"
         pipeline(delta, incremental, warehouse, "--incremental")
-        run_in_kernel(
+        oracle = run_in_kernel(
             stage_kernel, "--extracts", str(merged_source), "--output", str(full / CSV),
             "--warehouse", str(root / f"full_{number}_warehouse"),
         )  # fmt: skip
+        assert oracle.returncode == 0, oracle.stderr
         days.append(SimulatedDay(number, made.changes, delta, merged_source, rejects, incremental, full))
     pipeline(days[-1].delta, root / "rerun", warehouse, "--incremental")
     header_only = write_tables(root / "delta_header_only", {table: [] for table in TABLES})

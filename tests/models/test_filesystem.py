@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_etl import filesystem, versions, warehouse_lock
+from spark_etl import filesystem, warehouse_lock
+from spark_etl.warehouse import Pointer, Warehouse
 
 
 @pytest.mark.parametrize(
@@ -62,12 +63,21 @@ def test_a_write_that_fails_half_way_leaves_the_old_file_and_no_temporary(tmp_pa
 
 def test_the_pointer_reads_the_same_through_hadoop_and_locally(spark: SparkSession, tmp_path: Path) -> None:
     warehouse = str(tmp_path / "warehouse")
-    os.makedirs(warehouse)
-    assert versions.local_pointer(warehouse) is None
-    versions.write_pointer(filesystem.HadoopFiles(spark), warehouse, "v1", ["v1"])
-    versions.write_pointer(filesystem.LocalFiles(), f"file:{warehouse}", "v2", ["v2", "v1"])
-    expected = {"version": "v2", "history": ["v2", "v1"]}
-    assert versions.read_pointer(filesystem.HadoopFiles(spark), warehouse) == expected
-    assert versions.local_pointer(warehouse) == expected == versions.local_pointer(f"file://localhost{warehouse}")
-    assert versions.local_pointer("hdfs://namenode:8020/warehouse") is None  # elsewhere: only the stages read it
-    assert sorted(os.listdir(warehouse)) == ["_current.json"]
+    files = filesystem.LocalFiles()
+
+    def finish(version: str) -> None:  # what RunVersion.finish writes, for a version without models
+        os.makedirs(f"{warehouse}/versions/{version}")
+        filesystem.write_json(
+            files, f"{warehouse}/versions/{version}/_manifest.json", {"version": version, "models": {}}
+        )
+
+    assert Warehouse.open(warehouse).pointer() is None
+    finish("v1")
+    Warehouse.open(warehouse, spark).commit("v1", keep_versions=3)  # in a stage
+    finish("v2")
+    Warehouse.open(f"file:{warehouse}").commit("v2", keep_versions=3)  # in the entry script
+    expected = Pointer("v2", ["v2", "v1"])
+    assert Warehouse.open(warehouse, spark).pointer() == expected
+    assert Warehouse.open(warehouse).pointer() == expected == Warehouse.open(f"file://localhost{warehouse}").pointer()
+    assert Warehouse.on_this_machine("hdfs://namenode:8020/warehouse") is None  # elsewhere: only a stage reaches it
+    assert sorted(os.listdir(warehouse)) == ["_current.json", "versions"]

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
-from support.spark_views import collect_sorted, jobs_in_group, raw_columns, register_stored, register_strings, run_view
+from support.spark_views import (
+    begin_version,
+    collect_sorted,
+    commit_version,
+    jobs_in_group,
+    raw_columns,
+    register_stored,
+    register_strings,
+    run_view,
+)
 
 from spark_etl import increments, load, models, registry, versions
 
@@ -468,17 +477,17 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
         ],
     )
     model_view(session, "stg_invoice_line_items", [(10, "Q", 1, False, "2021-01"), (11, "A", 2, True, "2021-02")])
-    first = versions.start(session, warehouse, "v1", incremental=False)
+    first = begin_version(session, warehouse, "v1", incremental=False)
     versions.write_model(first, "staging", "stg_invoices", session.table("stg_invoices"), "partition_month")
     stage = models.Stage(session, "intermediate", warehouse, first)
     stage.use_stored("staging", "stg_invoices")
     stage.build("int_invoice_totals", profile=True)
     assert stage.profile_caption("int_invoice_totals") == "int_invoice_totals"
     assert stage.null_count("int_invoice_totals", "invoice_total") == 1  # 10 names an unknown SKU
-    first.commit(["int_invoice_totals", "stg_invoices"], {}, keep_versions=3)
+    commit_version(first, ["int_invoice_totals", "stg_invoices"], {})
 
     model_view(session, "stg_invoice_line_items", [(11, "A", 4, True, "2021-02"), (12, "A", 1, True, "2021-02")])
-    second = versions.start(session, warehouse, "v2", incremental=True)
+    second = begin_version(session, warehouse, "v2", incremental=True)
     second.keep("staging", "stg_invoices")
     stage = models.Stage(session, "intermediate", warehouse, second)
     stage.use_stored("staging", "stg_invoices")
@@ -518,12 +527,12 @@ def test_a_kept_model_is_read_from_the_previous_version_and_profiles_nothing(
         "stg_skus",
         [("A", "a", "a", Decimal(1), Decimal("2.5")), ("B", "b", None, Decimal(1), Decimal(3))],
     )
-    first = versions.start(session, warehouse, "v1", incremental=False)
+    first = begin_version(session, warehouse, "v1", incremental=False)
     versions.write_model(first, "staging", "stg_skus", session.table("stg_skus"))
-    first.commit(["stg_skus"], {}, keep_versions=3)
+    commit_version(first, ["stg_skus"], {})
 
     session.catalog.dropTempView("stg_skus")
-    second = versions.start(session, warehouse, "v2", incremental=True)
+    second = begin_version(session, warehouse, "v2", incremental=True)
     stage = models.Stage(session, "staging", warehouse, second)
     session.sparkContext.setJobGroup("keep_skus", "kept model")
     kept_df = stage.keep("stg_skus", profile=True)
@@ -547,16 +556,16 @@ def test_build_or_keep_keeps_what_the_delta_leaves_unchanged(spark: SparkSession
     session = spark.newSession()
     warehouse = str(tmp_path / "warehouse")
     model_view(session, "stg_skus", [("A", "a", "a", Decimal(1), Decimal("2.5"))])
-    first = versions.start(session, warehouse, "v1", incremental=False)
+    first = begin_version(session, warehouse, "v1", incremental=False)
     versions.write_model(first, "staging", "stg_skus", session.table("stg_skus"))
-    first.commit(["stg_skus"], {}, keep_versions=3)
+    commit_version(first, ["stg_skus"], {})
     checked_schema = "reject_reason string, is_collapsed boolean"
     withdrawn_schema = "item_id string"
 
     def is_kept(checked: list[tuple[str | None, bool]], withdrawn: list[tuple[str]], incremental: bool = True) -> bool:
         session.createDataFrame(checked, checked_schema).createOrReplaceTempView("stg_skus_checked")
         session.createDataFrame(withdrawn, withdrawn_schema).createOrReplaceTempView("withdrawn_skus")
-        stage = models.Stage(session, "staging", warehouse, versions.start(session, warehouse, "v2", incremental))
+        stage = models.Stage(session, "staging", warehouse, begin_version(session, warehouse, "v2", incremental))
         return stage._is_unchanged("skus", "stg_skus")
 
     assert is_kept([("invalid_value", False), (None, True)], [])  # a rejected record, and an exact copy
@@ -567,7 +576,7 @@ def test_build_or_keep_keeps_what_the_delta_leaves_unchanged(spark: SparkSession
 
     session.createDataFrame([("invalid_value", False)], checked_schema).createOrReplaceTempView("stg_skus_checked")
     session.createDataFrame([], withdrawn_schema).createOrReplaceTempView("withdrawn_skus")
-    stage = models.Stage(session, "staging", warehouse, versions.start(session, warehouse, "v2", incremental=True))
+    stage = models.Stage(session, "staging", warehouse, begin_version(session, warehouse, "v2", incremental=True))
     kept_df = stage.build_or_keep("stg_skus", profile=True)
     assert collect_sorted(kept_df, ["item_id"]) == [("A",)]
     assert stage.runs[-1].is_kept

@@ -24,7 +24,15 @@ from support.pg_tables import (
     well_formed_copy,
 )
 from support.pipeline import PROJECT_DIR, run_in_kernel
-from support.spark_views import collect_sorted, raw_columns, register_stored, register_strings, run_view
+from support.spark_views import (
+    begin_version,
+    collect_sorted,
+    commit_version,
+    raw_columns,
+    register_stored,
+    register_strings,
+    run_view,
+)
 
 import pg_server
 from spark_etl import increments, jdbc, load, registry, runner, source_state, versions
@@ -137,17 +145,17 @@ def test_a_version_commits_its_source_state_and_one_made_from_csv_extracts_has_n
         [(1, 1, date(2021, 1, 1), None, "2021-01")], registry.schema_ddl(registry.model("stg_invoices"))
     )
     state_df = spark.createDataFrame([("k1", "1", "0cc175b9c0f1b6a831c399e269772661")], source_state.STATE_SCHEMA)
-    from_database = versions.start(spark, warehouse, "v1", incremental=False)
+    from_database = begin_version(spark, warehouse, "v1", incremental=False)
     versions.write_model(from_database, "staging", "stg_invoices", invoices_df, "partition_month")
     for table_name in ("accounts", "skus", "invoices", "invoice_line_items"):
         versions.write_model(from_database, versions.SOURCE_LAYER, source_state.state_name(table_name), state_df)
-    manifest = from_database.commit(["stg_invoices"], {}, keep_versions=3)
+    manifest = commit_version(from_database, ["stg_invoices"], {})
     assert sorted(manifest.models) == [
         "source_accounts", "source_invoice_line_items", "source_invoices", "source_skus", "stg_invoices",
     ]  # fmt: skip
     assert manifest.models["source_skus"]["layer"] == "source"
 
-    from_csv = versions.start(spark, warehouse, "v2", incremental=True)
+    from_csv = begin_version(spark, warehouse, "v2", incremental=True)
     previous = source_state.previous_states(from_csv)
     assert previous is not None
     assert collect_sorted(previous["skus"], ["group_id", "source_key", "group_hash"]) == [
@@ -156,11 +164,11 @@ def test_a_version_commits_its_source_state_and_one_made_from_csv_extracts_has_n
     versions.write_model(
         from_csv, "staging", "stg_invoices", invoices_df, "partition_month"
     )  # a CSV run records no source state
-    assert sorted(from_csv.commit(["stg_invoices"], {}, keep_versions=3).models) == ["stg_invoices"]
-    after_csv = versions.start(spark, warehouse, "v3", incremental=True)
+    assert sorted(commit_version(from_csv, ["stg_invoices"], {}).models) == ["stg_invoices"]
+    after_csv = begin_version(spark, warehouse, "v3", incremental=True)
     with pytest.raises(versions.VersionError, match=r"version v2 has none \(it was made from CSV extracts\)"):
         source_state.previous_states(after_csv)
-    assert source_state.previous_states(versions.start(spark, warehouse, "v4", incremental=False)) is None
+    assert source_state.previous_states(begin_version(spark, warehouse, "v4", incremental=False)) is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -410,7 +418,9 @@ def test_daily_incremental_runs_from_postgres_equal_full_runs_over_the_same_data
         full_csv = tmp_path / f"full_{day}" / "features.csv"
         if statements:  # the oracle: a full run over the database as it is now, in the session's kernel
             jdbc_options = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
-            run_in_kernel(stage_kernel, *jdbc_options, "--output", str(full_csv))
+            password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: pg_server.SUPERUSER_PASSWORD}
+            oracle = run_in_kernel(stage_kernel, *jdbc_options, "--output", str(full_csv), env=password)
+            assert oracle.returncode == 0, oracle.stderr
             assert daily.read_bytes() == full_csv.read_bytes(), f"day {day}"
         else:
             assert daily.read_bytes() == previous_csv

@@ -1,5 +1,5 @@
-"""Warehouse versions on a temporary warehouse: a partitioned model rewritten in part, the commit, the pointer,
-what is kept and removed."""
+"""The warehouse and its versions on a temporary warehouse: a partitioned model rewritten in part, the commit, the
+pointer, the rollback, what is kept and removed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_etl import filesystem, versions
+from spark_etl import versions
+from spark_etl.warehouse import BUILDING, Warehouse
 
 SCHEMA = "invoice_id bigint, amount int, partition_month string"
 
@@ -19,7 +20,16 @@ def rows(df: DataFrame) -> list[tuple[object, ...]]:
 
 
 def build(spark: SparkSession, warehouse: Path, version: str, incremental: bool) -> versions.RunVersion:
-    return versions.start(spark, str(warehouse), version, incremental)
+    return Warehouse.open(str(warehouse), spark).begin(version, incremental)
+
+
+def commit(
+    run: versions.RunVersion, model_names: list[str], details: dict[str, object], keep_versions: int
+) -> versions.Manifest:
+    """What a run does at its end: the marts stage finishes the version, then it is committed."""
+    manifest = run.finish(model_names, details)
+    Warehouse.open(run.warehouse_dir, run.spark).commit(run.version, keep_versions)
+    return manifest
 
 
 def write(run: versions.RunVersion, data: list[tuple[object, ...]], months: list[str] | None) -> None:
@@ -36,7 +46,7 @@ def test_a_version_takes_the_months_it_did_not_rewrite_from_the_one_before(spark
     first = build(spark, warehouse, "v1", incremental=False)
     assert rows(first.read_base("lines", first.spark.createDataFrame([], SCHEMA).schema)) == []
     write(first, [(1, 10, "2021-01"), (2, 20, "2021-02"), (3, 30, "2021-03")], None)
-    first.commit(["lines", "whole"], {}, keep_versions=3)
+    commit(first, ["lines", "whole"], {}, 3)
     assert json.loads((warehouse / "_current.json").read_text()) == {"version": "v1", "history": ["v1"]}
 
     second = build(spark, warehouse, "v2", incremental=True)
@@ -44,24 +54,24 @@ def test_a_version_takes_the_months_it_did_not_rewrite_from_the_one_before(spark
     assert rows(second.read_base("lines", schema, ["2021-02"])) == [(2, 20, "2021-02")]
     # the delta rewrites 2021-02 (invoice 2 changed) and empties 2021-03 (invoice 3 moved to 2021-02)
     write(second, [(2, 21, "2021-02"), (3, 30, "2021-02")], ["2021-02", "2021-03"])
-    manifest = second.commit(["lines", "whole"], {"note": "day 2"}, keep_versions=3)
+    manifest = commit(second, ["lines", "whole"], {"note": "day 2"}, 3)
 
     assert manifest.models["lines"]["folders"] == {
         "2021-01": "versions/v1/staging/lines/part=2021-01",
         "2021-02": "versions/v2/staging/lines/part=2021-02",
     }
     assert manifest.details["mode"] == "incremental" and manifest.details["note"] == "day 2"
-    current, history = versions.current(spark, str(warehouse))
+    current, history = Warehouse.open(str(warehouse)).current()
     assert current is not None and current.version == "v2" and history == ["v2", "v1"]
     assert rows(second.read("staging", "lines")) == [(1, 10, "2021-01"), (2, 21, "2021-02"), (3, 30, "2021-02")]
-    assert not (warehouse / versions.BUILDING).exists()
+    assert not (warehouse / BUILDING).exists()
 
 
 def test_old_versions_go_but_the_months_a_kept_one_takes_from_them_stay(spark: SparkSession, tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse"
     first = build(spark, warehouse, "v1", incremental=False)
     write(first, [(1, 10, "2021-01"), (2, 20, "2021-02")], None)
-    first.commit(["lines", "whole"], {}, keep_versions=1)
+    commit(first, ["lines", "whole"], {}, 1)
     dead = warehouse / "versions" / "v_dead" / "staging" / "lines"  # a run killed before its commit
     dead.mkdir(parents=True)
 
@@ -69,10 +79,10 @@ def test_old_versions_go_but_the_months_a_kept_one_takes_from_them_stay(spark: S
 
     second = build(spark, warehouse, "v2", incremental=True)
     write(second, [(2, 22, "2021-02")], ["2021-02"])
-    second.commit(["lines", "whole"], {}, keep_versions=1, switch=False)
-    assert json.loads((warehouse / "_current.json").read_text())["version"] == "v1"  # not current until the switch
-    # the entry script's switch, with plain local file calls
-    assert versions.switch_pointer(filesystem.LocalFiles(), str(warehouse), "v2", keep_versions=1) == ["v2"]
+    second.finish(["lines", "whole"], {})
+    assert json.loads((warehouse / "_current.json").read_text())["version"] == "v1"  # not current until the commit
+    # the entry script's commit, with plain local file calls
+    assert Warehouse.open(str(warehouse)).commit("v2", keep_versions=1) == ["v2"]
 
     folders = sorted(
         str(path.relative_to(warehouse)) for path in (warehouse / "versions").glob("*/staging/*/*") if path.is_dir()
@@ -93,13 +103,13 @@ def test_old_versions_go_but_the_months_a_kept_one_takes_from_them_stay(spark: S
 def test_a_later_stage_resumes_the_version_its_run_began(spark: SparkSession, tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse"
     with pytest.raises(versions.VersionError, match="run 01_staging first"):
-        versions.resume(spark, str(warehouse), "", incremental=False)
+        Warehouse.open(str(warehouse), spark).resume("", incremental=False)
     named = build(spark, warehouse, "v1", incremental=False)  # the entry script names it: nothing noted
-    assert not (warehouse / versions.BUILDING).exists()
-    assert versions.resume(spark, str(warehouse), "v1", incremental=False).folder == named.folder
+    assert not (warehouse / BUILDING).exists()
+    assert Warehouse.open(str(warehouse), spark).resume("v1", incremental=False).folder == named.folder
     by_hand = build(spark, warehouse, "", incremental=False)
-    assert by_hand.version.startswith("manual_") and (warehouse / versions.BUILDING).exists()
-    resumed = versions.resume(spark, str(warehouse), "", incremental=True)  # the note says how it was begun
+    assert by_hand.version.startswith("manual_") and (warehouse / BUILDING).exists()
+    resumed = Warehouse.open(str(warehouse), spark).resume("", incremental=True)  # the note says how it was begun
     assert (resumed.version, resumed.is_incremental, resumed.base) == (by_hand.version, False, None)
 
 
@@ -111,12 +121,12 @@ def test_a_kept_model_is_the_previous_versions_folder_and_outlives_it(spark: Spa
     with pytest.raises(versions.VersionError, match="no previous version to keep it from"):
         first.keep("staging", "whole")
     write(first, [(1, 10, "2021-01"), (2, 20, "2021-02")], None)
-    first.commit(["lines", "whole"], {}, keep_versions=1)
+    commit(first, ["lines", "whole"], {}, 1)
 
     second = build(spark, warehouse, "v2", incremental=True)
     write(second, [(2, 21, "2021-02")], ["2021-02"])  # rewrites "whole" too; keep it instead
     second.keep("staging", "whole")
-    manifest = second.commit(["lines", "whole"], {}, keep_versions=1)
+    manifest = commit(second, ["lines", "whole"], {}, 1)
 
     assert manifest.models["whole"]["folders"] == {"": "versions/v1/staging/whole"}
     assert rows(second.read("staging", "whole")) == [(1,), (2,)]
@@ -134,30 +144,52 @@ def test_an_incremental_run_on_a_version_of_another_layout_asks_for_a_full_run(
     columns = "account_id bigint, issue_date date, invoice_count bigint, invoices_prior_120d bigint"
     daily_df = spark.createDataFrame([], f"{columns}, invoices_to_date bigint, partition_month string")
     versions.write_model(first, "intermediate", "int_account_daily_invoices", daily_df)  # not per month
-    first.commit(["int_account_daily_invoices"], {}, keep_versions=3)
+    commit(first, ["int_account_daily_invoices"], {}, 3)
     with pytest.raises(versions.VersionError, match="int_account_daily_invoices in another layout"):
         build(spark, warehouse, "v2", incremental=True)
     assert not (warehouse / "versions" / "v2").exists()
 
     second = build(spark, warehouse, "v2", incremental=False)  # a full run is always possible
     versions.write_model(second, "intermediate", "int_account_daily_invoices", daily_df, "partition_month")
-    second.commit(["int_account_daily_invoices"], {}, keep_versions=3)
+    commit(second, ["int_account_daily_invoices"], {}, 3)
     assert build(spark, warehouse, "v3", incremental=True).base is not None
 
 
 def test_the_invoices_of_a_committed_version_are_read_without_spark(spark: SparkSession, tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse"
-    assert versions.local_output_rows(str(warehouse), "v1") is None  # nothing committed yet
+    on_this_machine = Warehouse.open(str(warehouse))  # no Spark: the entry script's view
+    assert on_this_machine.output_rows("v1") is None  # nothing committed yet
     first = build(spark, warehouse, "v1", incremental=False)
     write(first, [(1, 10, "2021-01"), (2, 20, "2021-02")], None)
-    first.commit(["lines", "whole"], {"output_rows": 2}, keep_versions=3)
+    commit(first, ["lines", "whole"], {"output_rows": 2}, 3)
     second = build(spark, warehouse, "v2", incremental=True)
     write(second, [(3, 30, "2021-03")], ["2021-03"])
-    second.commit(["lines", "whole"], {"output_rows": 3}, keep_versions=3)
-    assert versions.local_output_rows(str(warehouse), "v2") == 3  # each version's own count
-    assert versions.local_output_rows(str(warehouse), "v1") == 2
-    assert versions.local_output_rows(f"file://{warehouse}", "v2") == 3
+    commit(second, ["lines", "whole"], {"output_rows": 3}, 3)
+    assert on_this_machine.output_rows("v2") == 3  # each version's own count
+    assert on_this_machine.output_rows("v1") == 2
+    assert Warehouse.open(f"file://{warehouse}").output_rows("v2") == 3
     third = build(spark, warehouse, "v3", incremental=True)
     write(third, [(3, 31, "2021-03")], ["2021-03"])
-    third.commit(["lines", "whole"], {}, keep_versions=3)  # a version that recorded no count
-    assert versions.local_output_rows(str(warehouse), "v3") is None
+    commit(third, ["lines", "whole"], {}, 3)  # a version that recorded no count
+    assert on_this_machine.output_rows("v3") is None
+
+
+def test_a_rollback_makes_the_previous_version_current_and_keeps_the_rest(spark: SparkSession, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    for number, incremental in ((1, False), (2, True), (3, True)):
+        run = build(spark, warehouse, f"v{number}", incremental)
+        write(run, [(number, number, f"2021-0{number}")], [f"2021-0{number}"] if incremental else None)
+        commit(run, ["lines", "whole"], {}, 3)
+    on_this_machine = Warehouse.open(str(warehouse))
+    assert on_this_machine.rollback() == ("v3", "v2")
+    assert json.loads((warehouse / "_current.json").read_text()) == {"version": "v2", "history": ["v2", "v1"]}
+    current, _ = Warehouse.open(str(warehouse), spark).current()
+    assert current is not None and sorted(current.folders("lines")) == [
+        "versions/v1/staging/lines/part=2021-01",
+        "versions/v2/staging/lines/part=2021-02",
+    ]
+    assert on_this_machine.rollback() == ("v2", "v1")
+    with pytest.raises(versions.VersionError, match="no earlier version kept"):
+        on_this_machine.rollback()
+    pointer = on_this_machine.pointer()
+    assert pointer is not None and (pointer.version, pointer.history) == ("v1", ["v1"])

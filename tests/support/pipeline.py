@@ -1,18 +1,21 @@
-"""Running the pipeline from a test: the entry script in a process of its own, or the three stage notebooks in a
-kernel the session shares (`run_in_kernel`), and what every finished run must have written."""
+"""Running the pipeline from a test: the entry script in a process of its own, or its main() in this process with
+the stages in the kernel the session shares (`run_in_kernel`), and what every finished run must have written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import pytest
 
-from spark_etl import cli, run_files, runner
+from spark_etl import cli, filesystem, runner, session
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 REAL_EXTRACTS_DIR = PROJECT_DIR.parent / "shared" / "data_extracts"
@@ -75,21 +78,37 @@ class FinishedRun:
     result: subprocess.CompletedProcess[str]
 
 
-def run_in_kernel(kernel: runner.SharedKernel, *args: str) -> Path:
-    """The three stage notebooks with the entry script's options, in the session's kernel, published as the entry
-    script publishes a run's files (its CSVs and summary, notebooks and reports); no lock, no warehouse commit
-    (the pointer), so `--incremental` has nothing to build on: for full runs whose files a test compares with
-    another run's. Returns the output folder."""
-    options = cli.parse_options(list(args))
-    paths = cli.run_paths(options)
-    paths.output_dir.mkdir(parents=True, exist_ok=True)
-    run_files.start(paths)
-    parameters = cli.stage_parameters(options, paths)
-    runs = [
-        runner.execute_notebook(name, paths.executed_notebooks, parameters[name], kernel=kernel)
-        for name in runner.STAGE_NOTEBOOKS
-    ]
-    run_files.keep_summary(paths, cli.run_summary(options, runs, 0.0))
-    run_files.publish(paths, [paths.output.name, "rejects.csv"])
-    run_files.remove([paths.pending])
-    return paths.output_dir
+def run_in_kernel(
+    kernel: runner.SharedKernel, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The entry script's main() in this process, its stages in the session's warm kernel: the whole run (lock,
+    stages, commit, publishing, clean-up, exit status) at about half a fresh process's cost. What it prints is
+    captured as `run_pipeline` captures a process's stderr. For runs whose subject is not the process itself
+    (a kill, a signal, a missing Java, the JIT it chose: those are `run_pipeline`'s)."""
+    argv = list(args)
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as captured, pytest.MonkeyPatch.context() as patch:
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        for name in (filesystem.RUN_ID_ENV, session.SECRET_CONF_ENV):  # main() sets them; restored after
+            patch.delenv(name, raising=False)
+        patch.chdir(PROJECT_DIR)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(captured.fileno(), 1)
+        os.dup2(captured.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+                try:
+                    status = cli.main(argv, kernel=kernel)
+                except SystemExit as exit:  # the options' errors and --help, as the script exits with them
+                    status = exit.code if isinstance(exit.code, int) else 1
+                captured.flush()
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        captured.seek(0)
+        printed = captured.read()
+    return subprocess.CompletedProcess([str(ENTRY_SCRIPT), *argv], status, "", printed)

@@ -1,5 +1,5 @@
 """Models on inline rows in the session's Spark: raw views as extract.read_extract gives them, one model's SQL
-run as a stage runs it, whole tables collected for comparison, the jobs a step ran."""
+run as a stage runs it, whole tables collected for comparison, the jobs a step ran, versions begun and committed."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_etl import load, models, registry
+from spark_etl import load, models, registry, versions
 from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
+from spark_etl.warehouse import Warehouse
 
 
 def raw_columns(table_name: str) -> tuple[str, ...]:
@@ -59,3 +60,17 @@ def register_stored(
     or `ddl` where a test gives only some of its columns."""
     schema = ddl or registry.schema_ddl(registry.model(model_name))
     spark.createDataFrame(list(rows), schema).createOrReplaceTempView(f"{registry.STORED_PREFIX}{model_name}")
+
+
+def begin_version(spark: SparkSession, warehouse: str, version: str, incremental: bool) -> versions.RunVersion:
+    """A run's version begun on a test's warehouse, as the staging stage begins it."""
+    return Warehouse.open(warehouse, spark).begin(version, incremental)
+
+
+def commit_version(
+    run: versions.RunVersion, model_names: list[str], details: dict[str, Any], keep_versions: int = 3
+) -> versions.Manifest:
+    """What a run does at its end: the marts stage finishes the version, then it is committed."""
+    manifest = run.finish(model_names, details)
+    Warehouse.open(run.warehouse_dir, run.spark).commit(run.version, keep_versions)
+    return manifest

@@ -1,5 +1,6 @@
 """A run's kernel, as the runner starts it, has loaded what the stages import before their first cell runs, and
-each stage starts in it with none of the previous stage's names and the run's JVM gateway in its environment."""
+each stage starts in it with none of the previous stage's names and the run's JVM gateway and id in its
+environment."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from spark_etl import runner
 PROBE = (
     "import json, os, sys\n"
     "print(json.dumps({'modules': sorted(sys.modules), 'names': sorted(n for n in dir() if not n.startswith('_')),"
-    " 'gateway': os.environ.get('PYSPARK_GATEWAY_PORT')}))"
+    " 'gateway': os.environ.get('PYSPARK_GATEWAY_PORT'), 'run_id': os.environ.get('SPARK_ETL_RUN_ID')}))"
 )
 IPYTHON_NAMES = {"In", "Out", "exit", "get_ipython", "open", "quit"}
 
@@ -36,11 +37,11 @@ def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_nam
     manager = KernelManager(kernel_name=runner.KERNEL_NAME)
     manager.start_kernel(extra_arguments=runner.KERNEL_ARGUMENTS)
     try:
-        kernel = runner.SharedKernel(manager, {"PYSPARK_GATEWAY_PORT": "12345"})
-        kernel.prepare_stage()  # waits for the kernel to be ready, the first time
+        kernel = runner.SharedKernel(manager, {"PYSPARK_GATEWAY_PORT": "12345"}, "tiered")
+        kernel.prepare_stage({"SPARK_ETL_RUN_ID": "run_a"})  # waits for the kernel to be ready, the first time
         first = json.loads(run_code(manager, PROBE))
         run_code(manager, "left_by_a_stage = 1\nimport pathlib")
-        kernel.prepare_stage()
+        kernel.prepare_stage({"SPARK_ETL_RUN_ID": "run_b"})  # a later run's stage, in the same kernel
         second = json.loads(run_code(manager, PROBE))
     finally:
         manager.shutdown_kernel(now=True)
@@ -56,6 +57,7 @@ def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_nam
     assert set(first["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
     assert set(second["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
     assert first["gateway"] == second["gateway"] == "12345"
+    assert (first["run_id"], second["run_id"]) == ("run_a", "run_b")  # each stage knows its run
 
 
 def test_the_entry_script_loads_none_of_what_the_kernel_preloads() -> None:

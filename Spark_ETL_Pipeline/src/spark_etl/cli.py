@@ -32,12 +32,12 @@ from spark_etl import (  # noqa: E402
     run_files,
     runner,
     stage_metrics,
-    versions,
-    warehouse_lock,
 )
 from spark_etl.models import parse_as_of  # noqa: E402
 from spark_etl.run_files import RunPaths  # noqa: E402
 from spark_etl.session import SECRET_CONF_ENV, redact_text, redacted_settings, secret_settings  # noqa: E402
+from spark_etl.warehouse import DEFAULT_KEEP_VERSIONS, Warehouse  # noqa: E402
+from spark_etl.warehouse_lock import LockFolderError  # noqa: E402
 
 EXIT_FAILED = failures.EXIT_FAILED
 EXIT_BAD_INPUT = failures.EXIT_BAD_INPUT
@@ -112,9 +112,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-versions",
         type=int,
-        default=versions.DEFAULT_KEEP_VERSIONS,
+        default=DEFAULT_KEEP_VERSIONS,
         metavar="N",
-        help=f"warehouse versions kept for --rollback (default: {versions.DEFAULT_KEEP_VERSIONS})",
+        help=f"warehouse versions kept for --rollback (default: {DEFAULT_KEEP_VERSIONS})",
     )
     parser.add_argument(
         "--rollback",
@@ -146,14 +146,16 @@ def spark_conf(options: argparse.Namespace) -> dict[str, str]:
     return jdbc_options.add_driver_jar(conf, options)
 
 
-def driver_jit(options: argparse.Namespace, paths: RunPaths) -> str:
+def driver_jit(options: argparse.Namespace, warehouse: Warehouse | None) -> str:
     """How the run's driver JVM compiles: "c1" (C1 alone) for an incremental run over a warehouse on this machine
     known to hold few invoices (`runner.is_quick_jit_run`), "tiered" (C1 then C2) otherwise, or "as set" when the
     run's spark.driver.extraJavaOptions replace the pipeline's JVM options."""
     if "spark.driver.extraJavaOptions" in spark_conf(options):
         return "as set"
-    pointer = None if options.separate_jvms else versions.local_pointer(paths.warehouse)  # None: elsewhere
-    stored_invoices = None if pointer is None else versions.local_output_rows(paths.warehouse, pointer["version"])
+    stored_invoices = None
+    if warehouse is not None and not options.separate_jvms:
+        pointer = warehouse.pointer()
+        stored_invoices = None if pointer is None else warehouse.output_rows(pointer.version)
     return "c1" if runner.is_quick_jit_run(options.incremental, stored_invoices) else "tiered"
 
 
@@ -214,6 +216,7 @@ class Console:
         self.quiet = quiet
         self.terminal: TextIO = sys.stderr
         self.secret_values: list[str] = []
+        self.secret_settings: dict[str, str] = {}  # the Spark settings among them, for the kernels
 
     def line(self, text: str, is_error: bool = False) -> None:
         text = redact_text(text, self.secret_values)
@@ -246,8 +249,9 @@ class Termination:
         self.signal_number: int | None = None
         self.kernel: runner.SharedKernel | None = None
 
-    def install(self) -> None:
-        signal.signal(signal.SIGTERM, self._handle)
+    def install(self) -> Any:
+        """Handle SIGTERM from now on; returns the handler it replaces."""
+        return signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signal_number: int, frame: FrameType | None) -> None:
         self.signal_number = signal_number
@@ -278,9 +282,7 @@ def run_paths(options: argparse.Namespace) -> RunPaths:
     )
 
 
-def stage_parameters(
-    options: argparse.Namespace, paths: RunPaths, dead_run_ids: list[str] | None = None
-) -> dict[str, dict[str, Any]]:
+def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, dict[str, Any]]:
     """What each notebook's parameters cell receives. Secret settings are shown redacted: the kernels take their
     values from the environment (session.with_secrets), so they are never written into a notebook."""
     common = {
@@ -296,7 +298,6 @@ def stage_parameters(
             **common,
             **source,
             "encoding": options.encoding or "",
-            "dead_run_ids": dead_run_ids or [],
         },
         "02_intermediate.ipynb": {**common, "as_of": options.as_of or ""},
         "03_marts.ipynb": {
@@ -304,11 +305,16 @@ def stage_parameters(
             "output_path": str(paths.version_outputs / paths.output.name),
             "rejects_path": str(paths.version_outputs / "rejects.csv"),
             "keep_versions": options.keep_versions,
-            # on this machine the entry script commits, once the run's summary is kept (run_files.keep_summary)
-            "commit_pointer": not filesystem.is_local(paths.warehouse),
+            "commit": False,  # the entry script commits, once the run's summary is kept (commit)
             **load,
         },
     }
+
+
+def run_environment(paths: RunPaths, console: Console) -> dict[str, str]:
+    """What the run's kernels learn from the environment: the run's id (in every temporary name) and the secret
+    settings' values (`session.with_secrets`), never written to a file."""
+    return {filesystem.RUN_ID_ENV: paths.run_id, SECRET_CONF_ENV: json.dumps(console.secret_settings)}
 
 
 def run_stages(
@@ -317,35 +323,30 @@ def run_stages(
     renderer: reports.ReportRenderer,
     console: Console,
     termination: Termination,
-    dead_runs: list[Path],
-    quick_jit: bool = False,
+    kernel: runner.SharedKernel | None,
 ) -> list[runner.NotebookRun]:
-    """The stage notebooks in order, in one kernel on one JVM (compiling with C1 alone when `quick_jit`), one log
-    line per notebook and per model; each finished notebook's report is rendered while the next one runs. The
-    staging notebook removes what dead runs left in the warehouse; their folders here go once it has."""
-    parameters = stage_parameters(options, paths, run_files.run_ids(dead_runs))
+    """The stage notebooks in order, in the run's kernel (None with --separate-jvms: a fresh one each), one log
+    line per notebook and per model; each finished notebook's report is rendered while the next one runs."""
+    parameters = stage_parameters(options, paths)
+    environment = run_environment(paths, console)
     runs = []
-    with contextlib.ExitStack() as shared:
-        kernel = None
-        if not options.separate_jvms:
-            kernel = shared.enter_context(runner.shared_kernel(spark_conf(options), quick_jit=quick_jit))
-        termination.kernel = kernel
-        try:
-            for notebook in runner.STAGE_NOTEBOOKS:
-                termination.check()
-                run = runner.execute_notebook(notebook, paths.executed_notebooks, parameters[notebook], kernel=kernel)
-                run_files.redact_files([run.executed_path], console.secret_values)
-                runs.append(run)
-                renderer.submit(run.executed_path)
-                if notebook == runner.STAGE_NOTEBOOKS[0]:
-                    run_files.remove(dead_runs)
-                console.line(f"{notebook:<24} {run.seconds:7.2f} s")
-                for model in run.metrics["models"]:
-                    rows = "-" if model["rows"] is None else f"{model['rows']:,}"
-                    console.line(f"  {model['model']:<32} rows={rows:>12} {model['seconds']:7.2f} s")
+    termination.kernel = kernel
+    try:
+        for notebook in runner.STAGE_NOTEBOOKS:
             termination.check()
-        finally:
-            termination.kernel = None
+            run = runner.execute_notebook(
+                notebook, paths.executed_notebooks, parameters[notebook], kernel=kernel, environment=environment
+            )
+            run_files.redact_files([run.executed_path], console.secret_values)
+            runs.append(run)
+            renderer.submit(run.executed_path)
+            console.line(f"{notebook:<24} {run.seconds:7.2f} s")
+            for model in run.metrics["models"]:
+                rows = "-" if model["rows"] is None else f"{model['rows']:,}"
+                console.line(f"  {model['model']:<32} rows={rows:>12} {model['seconds']:7.2f} s")
+        termination.check()
+    finally:
+        termination.kernel = None
     return runs
 
 
@@ -377,50 +378,55 @@ def failure_of(
     return RunFailedError(f"{type(error).__name__}: {runner.first_line(str(error))}", EXIT_FAILED)
 
 
-def run(options: argparse.Namespace, paths: RunPaths, console: Console, termination: Termination) -> int:
-    """One run in its own folder: its stages, then publishing; on any failure its notebooks, reports and log are
-    kept under failed_runs/ and named in the error line."""
+def run(
+    options: argparse.Namespace,
+    paths: RunPaths,
+    console: Console,
+    termination: Termination,
+    kernel: runner.SharedKernel | None = None,
+) -> int:
+    """One run in its own folder: its stages, the commit, then publishing; on any failure its notebooks, reports
+    and log are kept under failed_runs/ and named in the error line."""
     started = time.perf_counter()
-    jit = driver_jit(options, paths)
-    quick_jit = jit == "c1"
-    dead_runs = run_files.dead_runs(paths)
-    repair_published(paths, console)
+    warehouse = Warehouse.on_this_machine(paths.warehouse)  # None: elsewhere, reached through Spark alone
+    run_files.remove(run_files.dead_runs(paths))  # in the warehouse, a dead run's version goes at the next commit
+    repair_published(paths, console, warehouse)
+    jit = driver_jit(options, warehouse) if kernel is None else kernel.jit
     run_files.start(paths)
     with run_files.output_to_log(paths.log) as terminal:
         console.terminal = terminal
         try:
-            with reports.ReportRenderer(paths.reports) as renderer:
-                try:
-                    runs = run_stages(options, paths, renderer, console, termination, dead_runs, quick_jit)
-                    summary = run_summary(options, runs, time.perf_counter() - started, jit)
-                    renderer.finish(paths.executed_notebooks, summary)
-                except BaseException as error:
-                    failure = failure_of(error, options, paths, termination)
-                    failed = {"status": "failed", "error": str(failure), **jdbc_options.summary(options, None)}
+            with contextlib.ExitStack() as run_kernel:
+                if kernel is None and not options.separate_jvms:
+                    kernel = run_kernel.enter_context(runner.shared_kernel(spark_conf(options), quick_jit=jit == "c1"))
+                with reports.ReportRenderer(paths.reports) as renderer:
                     try:
-                        run_files.redact_files([paths.executed_notebooks], console.secret_values)
-                        renderer.finish(paths.executed_notebooks, failed)
-                    except Exception as render_error:  # the stage's error is the one to report and exit with
-                        console.line(f"warning: the reports could not be rendered: {render_error}")
-                    raise failure from error
-            sys.stderr.flush()
-            run_files.redact_files([paths.reports, paths.log], console.secret_values)
-            run_files.keep_summary(paths, summary)
-            if filesystem.is_local(paths.warehouse):  # the commit: the version becomes current
-                versions.switch_pointer(filesystem.LocalFiles(), paths.warehouse, paths.run_id, options.keep_versions)
+                        runs = run_stages(options, paths, renderer, console, termination, kernel)
+                        summary = run_summary(options, runs, time.perf_counter() - started, jit)
+                        renderer.finish(paths.executed_notebooks, summary)
+                    except BaseException as error:
+                        failure = failure_of(error, options, paths, termination)
+                        failed = {"status": "failed", "error": str(failure), **jdbc_options.summary(options, None)}
+                        try:
+                            run_files.redact_files([paths.executed_notebooks], console.secret_values)
+                            renderer.finish(paths.executed_notebooks, failed)
+                        except Exception as render_error:  # the stage's error is the one to report and exit with
+                            console.line(f"warning: the reports could not be rendered: {render_error}")
+                        raise failure from error
+                sys.stderr.flush()
+                run_files.redact_files([paths.reports, paths.log], console.secret_values)
+                run_files.keep_summary(paths, summary)  # before the commit: a current version has all its files
+                commit(options, paths, warehouse, kernel)
             run_files.publish(paths, [paths.output.name, "rejects.csv"])
-            pointer = versions.local_pointer(paths.warehouse)
+            pointer = None if warehouse is None else warehouse.pointer()
             # the kept versions' files stay; elsewhere the pointer is out of reach: the newest N (run ids sort by time)
-            kept = (
-                pointer["history"] if pointer is not None else run_files.newest_versions(paths, options.keep_versions)
-            )
+            kept = pointer.history if pointer is not None else run_files.newest_versions(paths, options.keep_versions)
             run_files.remove_output_versions(paths.output_dir, kept)
         except BaseException as error:
             failure = failure_of(error, options, paths, termination)
-            pointer = versions.local_pointer(paths.warehouse)
-            is_committed = pointer is not None and pointer["version"] == paths.run_id
-            if filesystem.is_local(paths.warehouse) and not is_committed:  # its CSVs go with it
-                run_files.remove_uncommitted(paths)
+            pointer = None if warehouse is None else warehouse.pointer()
+            if warehouse is not None and (pointer is None or pointer.version != paths.run_id):
+                run_files.remove_uncommitted(paths)  # never committed: its CSVs go with it
             console.detail(traceback.format_exc())
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
             return failure.status
@@ -440,36 +446,57 @@ def run(options: argparse.Namespace, paths: RunPaths, console: Console, terminat
     return 0
 
 
-def repair_published(paths: RunPaths, console: Console) -> None:
+def commit(
+    options: argparse.Namespace, paths: RunPaths, warehouse: Warehouse | None, kernel: runner.SharedKernel | None
+) -> None:
+    """The run's version becomes current, by the one commit (`Warehouse.commit`): here for a warehouse on this
+    machine, in the run's kernel through Hadoop for any other (with --separate-jvms, a kernel started for it)."""
+    if warehouse is not None:
+        warehouse.commit(paths.run_id, options.keep_versions)
+        return
+    with contextlib.ExitStack() as scope:
+        if kernel is None:
+            kernel = scope.enter_context(runner.shared_kernel(spark_conf(options)))
+            kernel.prepare_stage({})
+        arguments = {
+            "root": paths.warehouse,
+            "version": paths.run_id,
+            "keep_versions": options.keep_versions,
+            "master": options.master,
+            "spark_conf": redacted_settings(spark_conf(options)),
+        }
+        kernel.call("spark_etl.warehouse", "commit_in_kernel", arguments)
+
+
+def repair_published(paths: RunPaths, console: Console, warehouse: Warehouse | None) -> None:
     """Before a run: publish the current version's files again if a run was killed between its commit and the
     end of its publishing, and drop the files of versions no longer kept or never committed."""
-    pointer = versions.local_pointer(paths.warehouse)
+    pointer = None if warehouse is None else warehouse.pointer()
     if pointer is None:
         return
     names = [paths.output.name, "rejects.csv"]
-    is_stale = run_files.published_version(paths.output_dir) != pointer["version"]
-    if is_stale and run_files.republish(paths.output_dir, pointer["version"], names):
-        console.line(f"re-published version {pointer['version']}: a run stopped before publishing it")
-    run_files.remove_output_versions(paths.output_dir, pointer["history"])
+    is_stale = run_files.published_version(paths.output_dir) != pointer.version
+    if is_stale and run_files.republish(paths.output_dir, pointer.version, names):
+        console.line(f"re-published version {pointer.version}: a run stopped before publishing it")
+    run_files.remove_output_versions(paths.output_dir, pointer.history)
 
 
-def rollback(options: argparse.Namespace, paths: RunPaths, console: Console) -> int:
+def rollback(paths: RunPaths, console: Console) -> int:
     """Make the previous committed version current again and publish its kept CSVs and summary; no Spark."""
-    pointer = versions.local_pointer(paths.warehouse)
-    if not filesystem.is_local(paths.warehouse):
+    warehouse = Warehouse.on_this_machine(paths.warehouse)
+    if warehouse is None:
         raise RunFailedError(f"--rollback needs a warehouse on this machine, not {paths.warehouse}", EXIT_BAD_INPUT)
-    if pointer is None or len(pointer["history"]) < 2:
+    pointer = warehouse.pointer()
+    if pointer is None or len(pointer.history) < 2:
         raise RunFailedError(f"--rollback: {paths.warehouse} has no earlier version kept", EXIT_BAD_INPUT)
-    current_version, previous = pointer["history"][0], pointer["history"][1]
+    previous = pointer.history[1]
     kept = paths.output_dir / run_files.OUTPUT_VERSIONS / previous
     names = [paths.output.name, "rejects.csv", run_files.SUMMARY_NAME]
     if not all((kept / name).is_file() for name in names):
         raise RunFailedError(f"--rollback: version {previous}'s files are not kept in {kept}", EXIT_BAD_INPUT)
-    versions.write_pointer(filesystem.LocalFiles(), paths.warehouse, previous, pointer["history"][1:])
-    run_files.republish(paths.output_dir, previous, names[:2])
-    console.line(
-        f"rolled back: version {previous} is current again (was {current_version}); {paths.output} re-published"
-    )
+    left, current = warehouse.rollback()
+    run_files.republish(paths.output_dir, current, names[:2])
+    console.line(f"rolled back: version {current} is current again (was {left}); {paths.output} re-published")
     return 0
 
 
@@ -510,7 +537,9 @@ def check_before_spark(options: argparse.Namespace) -> None:
         raise RunFailedError(f"{filesystem.qualify(options.extracts)}: {what}", EXIT_BAD_INPUT)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, kernel: runner.SharedKernel | None = None) -> int:
+    """The entry script. `kernel`: a kernel already running to execute the stages in, instead of one started for
+    the run (the test suite's, warm; `runner.shared_kernel`)."""
     options = parse_options(argv)
     missing_driver = jdbc_options.missing_driver(options)
     if missing_driver is not None:
@@ -518,12 +547,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     console = Console(options.quiet)
     termination = Termination()
-    termination.install()
+    previous_handler = termination.install()
     runner.quiet_papermill()
     paths = run_paths(options)
     secrets = secret_settings(spark_conf(options))
     # the database password too: whatever a driver or a notebook printed, it is in no file the run writes
     console.secret_values = [*secrets.values(), *filter(None, [os.environ.get(jdbc.PASSWORD_ENVIRONMENT_VARIABLE)])]
+    console.secret_settings = secrets
     os.environ[SECRET_CONF_ENV] = json.dumps(secrets)  # for the kernels; never written to a file
     os.environ[filesystem.RUN_ID_ENV] = paths.run_id
     try:
@@ -531,30 +561,29 @@ def main(argv: list[str] | None = None) -> int:
         # the warehouse's lock first, before anything is created: a refused run changes nothing
         with contextlib.ExitStack() as held:
             try:
-                held.enter_context(warehouse_lock.WarehouseLock(paths.warehouse, paths.run_id, paths.output))
-            except warehouse_lock.LockFolderError as error:
+                held.enter_context(Warehouse(paths.warehouse, filesystem.LocalFiles()).lock(paths.run_id, paths.output))
+            except LockFolderError as error:
                 at_fault = error.folder == paths.output_dir or error.folder in paths.output_dir.parents
                 what = f"the output at {paths.output_dir}" if at_fault else f"the warehouse at {paths.warehouse}"
                 raise RunFailedError(f"cannot write {what}: {error.reason}", EXIT_BAD_INPUT) from None
             prepare_output_dir(paths)
             held.enter_context(run_files.output_lock(paths.output_dir))
             if options.rollback:
-                return rollback(options, paths, console)
-            if (
-                options.incremental
-                and filesystem.is_local(paths.warehouse)
-                and not versions.local_pointer(paths.warehouse)
-            ):
+                return rollback(paths, console)
+            local_warehouse = Warehouse.on_this_machine(paths.warehouse)
+            if options.incremental and local_warehouse is not None and local_warehouse.pointer() is None:
                 # known before any Spark starts (a remote warehouse is checked by the staging notebook)
                 raise RunFailedError(
                     f"--incremental needs a warehouse a full run has published to; {paths.warehouse} has no version "
                     "yet (run once without --incremental)",
                     EXIT_BAD_INPUT,
                 )
-            return run(options, paths, console, termination)
+            return run(options, paths, console, termination, kernel)
     except failures.BusyError as error:  # the warehouse's or the output folder's lock
         console.line(f"error: {error}; nothing was changed", is_error=True)
         return error.exit_status
     except RunFailedError as failure:
         console.line(f"error: {failure}", is_error=True)
         return failure.status
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)

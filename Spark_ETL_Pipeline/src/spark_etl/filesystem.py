@@ -113,7 +113,7 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
 
 
 # The run a process works for (set by the entry script for its kernels); it is part of every temporary name, so
-# a later run can tell a dead run's leftovers from a live run's work in progress.
+# a leftover names the run that left it.
 RUN_ID_ENV = "SPARK_ETL_RUN_ID"
 ADHOC_RUN_ID = "adhoc"  # a notebook run by hand, outside the entry script
 
@@ -155,25 +155,6 @@ def temporary_sibling(path: str) -> str:
     parent, _, name = path.rstrip("/").rpartition("/")
     run_id = os.environ.get(RUN_ID_ENV) or ADHOC_RUN_ID
     return f"{parent}/_tmp_{name}__{run_id}__{uuid.uuid4().hex[:12]}"
-
-
-def remove_temporaries(spark: SparkSession, folder: str, run_ids: list[str]) -> list[str]:
-    """Delete the temporary folders and files that the given (dead) runs left in `folder`'s subfolders; return
-    what was deleted."""
-    fs, folder_path = _hadoop(spark, folder)
-    if not run_ids or not fs.exists(folder_path):
-        return []
-    markers = tuple(f"__{run_id}__" for run_id in run_ids)
-    removed = []
-    for layer in fs.listStatus(folder_path):
-        if not layer.isDirectory():
-            continue
-        for entry in fs.listStatus(layer.getPath()):
-            name = entry.getPath().getName()
-            if name.startswith("_tmp_") and any(marker in name for marker in markers):
-                fs.delete(entry.getPath(), True)
-                removed.append(str(entry.getPath().toString()))
-    return sorted(removed)
 
 
 def replace(spark: SparkSession, source: str, target: str) -> None:

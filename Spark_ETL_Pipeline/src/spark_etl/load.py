@@ -15,14 +15,12 @@ class WarehouseError(failures.BadInputError):
     """The warehouse cannot be written: the run stops before any model is built."""
 
 
-def prepare_warehouse(spark: SparkSession, warehouse_dir: str, dead_run_ids: list[str]) -> list[str]:
-    """Check that the warehouse can be written, then remove the temporary folders that dead runs (killed while
-    writing a model) left in it; return what was removed."""
+def check_warehouse(spark: SparkSession, warehouse_dir: str) -> None:
+    """Stop before any model is built when the warehouse cannot be written, saying why."""
     try:
         filesystem.check_writable_folder(spark, warehouse_dir)
     except filesystem.UnwritableFolderError as error:
         raise WarehouseError(f"cannot write the warehouse at {warehouse_dir}: {error}") from None
-    return filesystem.remove_temporaries(spark, warehouse_dir, dead_run_ids)
 
 
 def model_path(warehouse_dir: str, layer: str, model_name: str) -> str:

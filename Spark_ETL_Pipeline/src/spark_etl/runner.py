@@ -28,6 +28,7 @@ STAGE_NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb"
 KERNEL_NAME = "python3"
 # how long the JVM may take to exit once asked; the first run on a machine also writes the class archive then
 JVM_EXIT_SECONDS = 60
+KERNEL_REPLY_SECONDS = 600  # a request to the run's kernel outside a notebook: a stage's start, a commit
 # the kernels' own start-up and shutdown chatter would interleave with the stage lines; a kernel dies with the
 # entry script (kernel_lifetime), which a scheduler's SIGKILL to its process group would otherwise not reach; and
 # it loads what the stages import while it boots (stage_kernel), as the JVM starts
@@ -139,28 +140,40 @@ class SharedKernel:
 
     manager: KernelManager
     gateway: dict[str, str]
+    jit: str  # how its JVM compiles: "c1", "tiered" or "as set" (cli.driver_jit)
     is_ready: bool = False
 
-    def prepare_stage(self) -> None:
+    def prepare_stage(self, environment: Mapping[str, str]) -> None:
         """Give the next stage what a fresh kernel would (`stage_kernel.start_stage`): no names left by the
-        previous stage, and the JVM gateway to attach to. Only the first stage waits for the kernel to be ready;
-        the reply to the request is all that is read after that."""
+        previous stage, the JVM gateway to attach to, and the run's `environment` (its id, its secret settings),
+        which a kernel started before the run did not inherit."""
+        variables = json.dumps({**environment, **self.gateway})
+        self.execute(f"__import__('spark_etl.stage_kernel').stage_kernel.start_stage({variables})")
+
+    def call(self, module: str, function: str, arguments: Mapping[str, Any]) -> None:
+        """Run `module.function(**arguments)` (JSON values) in the kernel, on the Spark session its last stage
+        left: what the entry script does through Spark after the stages (a commit to a warehouse it cannot reach
+        itself). Raises RuntimeError with the kernel's error line when it fails."""
+        self.execute(f"__import__({module!r}, fromlist=['_']).{function}(**{json.dumps(dict(arguments))})")
+
+    def execute(self, code: str) -> None:
+        """Execute `code` silently and wait for its reply (the first time, for the kernel to be ready)."""
         client = self.manager.blocking_client()
         client.start_channels()
         try:
             if not self.is_ready:
                 client.wait_for_ready(timeout=60)
                 self.is_ready = True
-            code = f"__import__('spark_etl.stage_kernel').stage_kernel.start_stage({json.dumps(self.gateway)})"
             request = client.execute(code, silent=True, store_history=False)
             try:
-                reply = client.get_shell_msg(timeout=60)
+                reply = client.get_shell_msg(timeout=KERNEL_REPLY_SECONDS)
                 while reply["parent_header"].get("msg_id") != request:
-                    reply = client.get_shell_msg(timeout=60)
+                    reply = client.get_shell_msg(timeout=KERNEL_REPLY_SECONDS)
             except queue.Empty:
-                raise RuntimeError("the shared kernel did not answer within 60 s before the next stage") from None
-            if reply["content"]["status"] != "ok":
-                raise RuntimeError("the shared kernel could not be reset for the next stage")
+                raise RuntimeError(f"the run's kernel did not answer within {KERNEL_REPLY_SECONDS} s") from None
+            content = reply["content"]
+            if content["status"] != "ok":
+                raise RuntimeError(f"{content.get('ename', 'Error')}: {first_line(str(content.get('evalue', '')))}")
         finally:
             client.stop_channels()
 
@@ -180,7 +193,8 @@ def shared_kernel(
     try:
         with shared_spark_jvm(conf, quick_jit) as gateway:
             try:
-                yield SharedKernel(manager, gateway)
+                jit = "as set" if "spark.driver.extraJavaOptions" in conf else "c1" if quick_jit else "tiered"
+                yield SharedKernel(manager, gateway, jit)
             finally:
                 # before the JVM: every stage has saved its notebook, and a kernel killed at once runs no exit
                 # code that could reach for a JVM being stopped (a graceful shutdown took 0.5 s)
@@ -196,9 +210,11 @@ def execute_notebook(
     parameters: dict[str, Any],
     notebooks_dir: Path = NOTEBOOKS_DIR,
     kernel: SharedKernel | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> NotebookRun:
-    """Run one stage notebook, in `kernel` when given (else in a fresh one); its executed copy is the stage's
-    report."""
+    """Run one stage notebook, in `kernel` when given (else in a fresh one, which inherits this process's
+    environment); its executed copy is the stage's report. `environment`: the run's variables a shared kernel
+    started before the run needs."""
     executed_path = executed_dir / notebook
     _kernel_environment()
     engine_options: dict[str, Any] = {"extra_arguments": KERNEL_ARGUMENTS}
@@ -207,7 +223,7 @@ def execute_notebook(
     started = time.perf_counter()
     try:
         if kernel is not None:
-            kernel.prepare_stage()
+            kernel.prepare_stage(environment or {})
         papermill.execute_notebook(
             str(notebooks_dir / notebook),
             str(executed_path),

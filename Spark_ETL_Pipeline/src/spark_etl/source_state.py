@@ -138,7 +138,7 @@ def previous_states(run_version: versions.RunVersion) -> dict[str, DataFrame] | 
     if not run_version.is_incremental:
         return None
     base = run_version.base
-    assert base is not None  # versions.start refuses an incremental run on an empty warehouse
+    assert base is not None  # Warehouse.begin refuses an incremental run on an empty warehouse
     missing = [state_name(each.table_name) for each in EXTRACTS if state_name(each.table_name) not in base.models]
     if missing:
         raise versions.VersionError(

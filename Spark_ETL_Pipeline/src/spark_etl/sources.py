@@ -1,6 +1,6 @@
-"""The start of a run's staging stage: where its rows come from (the CSV extracts, or one snapshot of PostgreSQL),
-the run's warehouse version, and the clean-up of what dead runs left, in the order the run's guarantees need, so
-the staging notebook states what it builds instead of how a run begins."""
+"""The start of a run's staging stage: where its rows come from (the CSV extracts, or one snapshot of PostgreSQL)
+and the run's warehouse version, in the order the run's guarantees need, so the staging notebook states what it
+builds instead of how a run begins."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pyspark.sql import Observation, SparkSession
 
 from spark_etl import extract, filesystem, jdbc, load, models, source_state, versions
+from spark_etl.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,6 @@ class StagingStart:
     run_version: versions.RunVersion
     read_observations: Mapping[str, Observation | int]  # per table, its rows read (`extract.rows_read`)
     source_changes: dict[str, dict[str, int]] | None  # an incremental run from PostgreSQL: groups per change
-    removed: list[str]  # what dead runs had left in the warehouse
 
 
 def begin_staging(
@@ -29,7 +29,6 @@ def begin_staging(
     warehouse_dir: str,
     version: str,
     incremental: bool,
-    dead_run_ids: list[str],
     jdbc_url: str,
     jdbc_user: str,
     jdbc_schema: str,
@@ -38,7 +37,7 @@ def begin_staging(
     """Register the raw_<table> and withdrawn_<table> views the staging models read, and begin the run's version.
 
     CSV extracts are checked (headers, encoding) before anything is written; then the warehouse is checked writable
-    and cleared of dead runs' temporaries, and the version begun on the current one (`versions.start`). From
+    and the version begun on the current one (`Warehouse.begin`). From
     PostgreSQL (`jdbc_url`), one snapshot of the four tables is stored in the warehouse first and, in an
     incremental run, only the rows that differ from the state the previous version stored are the delta, and the
     keys the database deleted or changed are withdrawn (`source_state`). The CSV path withdraws nothing.
@@ -47,8 +46,8 @@ def begin_staging(
     read_observations: Mapping[str, Observation | int] = {}
     if not jdbc_url:
         read_observations = extract.register_extracts(spark, filesystem.qualify(extracts_dir), encoding)
-    removed = load.prepare_warehouse(spark, warehouse, dead_run_ids)
-    run_version = versions.start(spark, warehouse, version, incremental)
+    load.check_warehouse(spark, warehouse)
+    run_version = Warehouse.open(warehouse, spark).begin(version, incremental)
     stage = models.Stage(spark, "staging", warehouse, run_version)
     stage.use_base("stg_accounts", "stg_skus", "stg_invoices")  # the previous version; empty in a full run
     source_changes = None
@@ -59,4 +58,4 @@ def begin_staging(
             source_changes = source_state.change_counts(spark, warehouse)
     else:
         source_state.register_withdrawn(spark, {})
-    return StagingStart(stage, run_version, read_observations, source_changes, removed)
+    return StagingStart(stage, run_version, read_observations, source_changes)

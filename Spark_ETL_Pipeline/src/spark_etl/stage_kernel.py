@@ -41,9 +41,10 @@ def preload() -> None:
         importlib.import_module(module)
 
 
-def start_stage(gateway: dict[str, str]) -> None:
+def start_stage(variables: dict[str, str]) -> None:
     """Give the next stage what a fresh kernel would: none of the previous stage's names (a stage may only use
-    what its own cells define; IPython's own names stay), and the run's JVM gateway to attach to. Unlike %reset,
+    what its own cells define; IPython's own names stay), and the run's variables: its JVM gateway, its id and
+    secret settings. Unlike %reset,
     no garbage collection pass (0.1 to 0.2 s a stage): the previous stage's objects go when they are collected."""
     from IPython import get_ipython
 
@@ -52,4 +53,4 @@ def start_stage(gateway: dict[str, str]) -> None:
         raise RuntimeError("start_stage runs in the run's IPython kernel")
     for name in [name for name in shell.user_ns if name not in shell.user_ns_hidden]:
         del shell.user_ns[name]
-    os.environ.update(gateway)
+    os.environ.update(variables)

@@ -4,8 +4,9 @@ version becomes current only when a small pointer file is switched, after every 
 Plain Parquet has no transaction log (no Delta or Iceberg jars are reachable here), so atomicity comes from a
 rename: `_current.json` is written beside itself and renamed over the old one (atomic on a local or HDFS file
 system). Readers resolve every model through the current version's manifest, so a run that dies at any point
-leaves the previous version whole and current, and what it wrote is an unreferenced folder that the next run
-removes.
+leaves the previous version whole and current, and what it wrote is an unreferenced folder that the next commit
+removes (`Warehouse.vacuum`). The pointer, the commit, the rollback and the clean-up are warehouse.py's; this
+module is a version being built: where its models go, how they are read, and its manifest.
 
 Layout under the warehouse:
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 import json
 import posixpath
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,14 +36,13 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from spark_etl import failures, filesystem, load, registry
+from spark_etl import failures, filesystem, load
 
 POINTER = "_current.json"
 VERSIONS_DIR = "versions"
 MANIFEST = "_manifest.json"
 MODEL_RECORD = "_model.json"
 PARTITION_PREFIX = "part="
-DEFAULT_KEEP_VERSIONS = 3
 # a version's records of its source (source_state.py), stored and committed like models, read by no model
 SOURCE_LAYER = "source"
 MODEL_LAYERS = ("staging", "intermediate", "marts", SOURCE_LAYER)
@@ -53,35 +52,12 @@ class VersionError(failures.BadInputError):
     """The warehouse's versions do not allow what was asked (an incremental run on an empty warehouse)."""
 
 
-def pointer_path(warehouse_dir: str) -> str:
-    return f"{warehouse_dir.rstrip('/')}/{POINTER}"
-
-
 def version_dir(warehouse_dir: str, version: str) -> str:
     return f"{warehouse_dir.rstrip('/')}/{VERSIONS_DIR}/{version}"
 
 
 def read_json(spark: SparkSession, path: str) -> dict[str, Any] | None:
     return filesystem.read_json(filesystem.HadoopFiles(spark), path)
-
-
-def read_pointer(files: filesystem.Files, warehouse_dir: str) -> dict[str, Any] | None:
-    """The warehouse's pointer, `{"version": V, "history": [V, older...]}`; None before the first commit. The one
-    reader: the stages read it through Hadoop, the entry script on this machine (`local_pointer`)."""
-    return filesystem.read_json(files, pointer_path(warehouse_dir))
-
-
-def write_pointer(files: filesystem.Files, warehouse_dir: str, version: str, history: list[str]) -> None:
-    """Make `version` current: the one writer of the pointer (a commit, `switch_pointer`, and `--rollback`)."""
-    filesystem.write_json(files, pointer_path(warehouse_dir), {"version": version, "history": history})
-
-
-def local_pointer(warehouse_dir: str) -> dict[str, Any] | None:
-    """The pointer of a warehouse on this machine, read without Spark; None when no version was committed, or the
-    warehouse is elsewhere (then the stages alone read it)."""
-    if not filesystem.is_local(warehouse_dir):
-        return None
-    return read_pointer(filesystem.LocalFiles(), warehouse_dir)
 
 
 @dataclass(frozen=True)
@@ -112,18 +88,6 @@ class Manifest:
     def from_json(document: dict[str, Any]) -> Manifest:
         details = {key: value for key, value in document.items() if key not in ("version", "models")}
         return Manifest(str(document["version"]), dict(document["models"]), details)
-
-
-def current(spark: SparkSession, warehouse_dir: str) -> tuple[Manifest | None, list[str]]:
-    """The current version's manifest (None on a warehouse no run has committed to) and the committed
-    history, newest first."""
-    pointer = read_pointer(filesystem.HadoopFiles(spark), warehouse_dir)
-    if pointer is None:
-        return None, []
-    manifest = read_json(spark, f"{version_dir(warehouse_dir, pointer['version'])}/{MANIFEST}")
-    if manifest is None:
-        raise VersionError(f"{pointer_path(warehouse_dir)} names version {pointer['version']}, which has no manifest")
-    return Manifest.from_json(manifest), [str(version) for version in pointer["history"]]
 
 
 @dataclass
@@ -239,13 +203,9 @@ class RunVersion:
         folders = [self.absolute(folder) for folder in self.base.folders(model_name, partitions)]
         return read_folders(self.spark, folders, self.base.schema(model_name))
 
-    def commit(
-        self, model_names: list[str], details: dict[str, Any], keep_versions: int, switch: bool = True
-    ) -> Manifest:
-        """Write this version's manifest (the models named, and the source records the run wrote), then (with
-        `switch`) make it current: `switch_pointer`. The entry script switches the pointer itself on a local
-        warehouse (`switch` false), once the run's summary is written, so a version is never current without
-        its published files."""
+    def finish(self, model_names: list[str], details: dict[str, Any]) -> Manifest:
+        """Write this version's manifest: the models named, and the source records the run wrote. The version is
+        complete then, and becomes current only when it is committed (`Warehouse.commit`)."""
         models: dict[str, dict[str, Any]] = {}
         for model_name in [*model_names, *self.source_records()]:
             layer = self._layer_of(model_name)
@@ -261,8 +221,6 @@ class RunVersion:
         mode = "incremental" if self.is_incremental else "full"
         manifest = Manifest(self.version, models, {**details, "mode": mode, "committed_at": _utc_now()})
         filesystem.write_json(filesystem.HadoopFiles(self.spark), f"{self.folder}/{MANIFEST}", manifest.as_json())
-        if switch:
-            switch_pointer(filesystem.HadoopFiles(self.spark), self.warehouse_dir, self.version, keep_versions)
         return manifest
 
     def _layer_of(self, model_name: str) -> str:
@@ -278,75 +236,6 @@ def read_folders(spark: SparkSession, folders: list[str], schema: StructType) ->
     if not folders:
         return load.empty_frame(spark, schema)
     return spark.read.schema(schema).parquet(*folders)
-
-
-def local_output_rows(warehouse_dir: str, version: str) -> int | None:
-    """The invoices a committed version of a warehouse on this machine holds (its manifest's output_rows), read
-    without Spark, before any starts; None when that is not known (no such manifest, no count recorded)."""
-    manifest = filesystem.read_json(filesystem.LocalFiles(), f"{version_dir(warehouse_dir, version)}/{MANIFEST}")
-    rows = None if manifest is None else manifest.get("output_rows")
-    return rows if isinstance(rows, int) else None
-
-
-def switch_pointer(files: filesystem.Files, warehouse_dir: str, version: str, keep_versions: int) -> list[str]:
-    """The commit: `_current.json` names `version` (written beside itself and renamed over the old one, so it is
-    the old document or the new one, never half), with the newest `keep_versions` committed versions as its
-    history; then what no kept version refers to goes. Returns the history. Only call while holding the
-    warehouse's lock, once the version's manifest is written."""
-    root = warehouse_dir.rstrip("/")
-    pointer = read_pointer(files, root)
-    history = [] if pointer is None else [str(v) for v in pointer["history"]]
-    kept = [version, *[older for older in history if older != version]][: max(1, keep_versions)]
-    write_pointer(files, root, version, kept)
-    files.delete(f"{root}/{BUILDING}")
-    remove_unreferenced(files, root, kept)
-    return kept
-
-
-def remove_unreferenced(files: filesystem.Files, warehouse_dir: str, kept: list[str]) -> list[str]:
-    """Delete every version folder, model folder and partition folder that no kept version's manifest refers to
-    (versions past --keep-versions, and whatever a dead run left), and pointer files a killed run left half-way.
-    Only call while holding the warehouse's lock."""
-    root = warehouse_dir.rstrip("/")
-    referenced: set[str] = set()
-    for version in kept:
-        manifest = filesystem.read_json(files, f"{version_dir(root, version)}/{MANIFEST}")
-        if manifest is not None:
-            for entry in manifest["models"].values():
-                referenced.update(entry["folders"].values())
-    removed = [
-        f"{root}/{name}" for name in files.list_names(root) if name.startswith(f"{POINTER}{filesystem.TEMPORARY_MARK}")
-    ]
-    versions_root = f"{root}/{VERSIONS_DIR}"
-    for version in files.list_names(versions_root):
-        if version in kept:
-            continue
-        version_root = f"{versions_root}/{version}"
-        prefix = f"{VERSIONS_DIR}/{version}/"
-        if not any(folder.startswith(prefix) for folder in referenced):
-            removed.append(version_root)
-            continue
-        # a version past --keep-versions whose months a kept version still takes: only those months stay
-        for layer in files.list_names(version_root):
-            if layer not in MODEL_LAYERS:
-                removed.append(f"{version_root}/{layer}")  # its manifest: the version itself is gone
-                continue
-            for model_name in files.list_names(f"{version_root}/{layer}"):
-                model_prefix = f"{prefix}{layer}/{model_name}"
-                model_dir = f"{version_root}/{layer}/{model_name}"
-                if model_prefix in referenced:
-                    continue
-                if not any(folder.startswith(model_prefix + "/") for folder in referenced):
-                    removed.append(model_dir)
-                    continue
-                removed += [
-                    f"{model_dir}/{partition}"
-                    for partition in files.list_names(model_dir)
-                    if partition.startswith(PARTITION_PREFIX) and f"{model_prefix}/{partition}" not in referenced
-                ]
-    for path in removed:
-        files.delete(path)
-    return removed
 
 
 def _utc_now() -> str:
@@ -369,58 +258,3 @@ def write_model(
         layer, model_name, model_df.schema, bool(partition_column), ["*"] if rewritten is None else rewritten
     )
     return rows
-
-
-BUILDING = "_building.json"  # the version a run is building, for stage notebooks run by hand without `version`
-
-
-def start(spark: SparkSession, warehouse_dir: str, version: str, incremental: bool) -> RunVersion:
-    """Begin the run's version (the staging notebook): it builds on the current version, which an incremental
-    run requires. Without a `version` (a notebook run by hand) it makes one up and notes it in the warehouse
-    for the later stages."""
-    base, _ = current(spark, warehouse_dir)
-    if incremental and base is None:
-        raise VersionError(
-            f"--incremental needs a warehouse a full run has published to; {warehouse_dir} has no version yet "
-            "(run once without --incremental)"
-        )
-    if incremental and base is not None:
-        check_layout(base)
-    if not version:
-        version = f"manual_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{uuid.uuid4().hex[:6]}"
-        filesystem.write_json(
-            filesystem.HadoopFiles(spark),
-            f"{warehouse_dir.rstrip('/')}/{BUILDING}",
-            {"version": version, "incremental": incremental, "base": None if base is None else base.version},
-        )
-    return RunVersion(spark, warehouse_dir, version, base if incremental else None, incremental)
-
-
-def check_layout(base: Manifest) -> None:
-    """An incremental run merges into the current version's models: each must have the columns and partitioning
-    this pipeline writes. A version an older release wrote may not, and then only a full run can go on."""
-    for declared in registry.MODELS:
-        entry = base.models.get(declared.name)
-        if entry is None:
-            continue
-        columns = [name for name, _ in registry.doc_columns(declared)]
-        if base.schema(declared.name).fieldNames() != columns or entry["partitioned"] != bool(declared.partition_by):
-            raise VersionError(
-                f"version {base.version} stores {declared.name} in another layout than this pipeline writes "
-                "(written by an earlier release): run once without --incremental"
-            )
-
-
-def resume(spark: SparkSession, warehouse_dir: str, version: str, incremental: bool) -> RunVersion:
-    """The version the staging notebook began (the later stages): the one named, or without a name (by hand) the
-    one 01 noted in the warehouse."""
-    base, _ = current(spark, warehouse_dir)
-    if version:
-        return RunVersion(spark, warehouse_dir, version, base if incremental else None, incremental)
-    building = read_json(spark, f"{warehouse_dir.rstrip('/')}/{BUILDING}")
-    if building is None:
-        raise VersionError(f"no version is being built in {warehouse_dir}: run 01_staging first")
-    if building["base"] != (None if base is None else base.version):
-        raise VersionError(f"the current version of {warehouse_dir} changed since 01_staging began its version")
-    incremental = bool(building["incremental"])
-    return RunVersion(spark, warehouse_dir, str(building["version"]), base if incremental else None, incremental)
