@@ -36,12 +36,16 @@ DAYS = 2  # day 2 builds on an incremental version, as every later day would
 CSV = "pipeline_output.csv"
 
 
-def pipeline(extracts: Path, output_dir: Path, warehouse: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    """One run of the entry script that must succeed, its files in output_dir."""
-    result = run_pipeline(
-        "--extracts", str(extracts), "--output", str(output_dir / CSV), "--warehouse", str(warehouse), "--quiet",
-        *options,
-    )  # fmt: skip
+def pipeline(
+    kernel: runner.SharedKernel | None, extracts: Path, output_dir: Path, warehouse: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """One run of the entry script that must succeed, its files in output_dir: in a process of its own without a
+    `kernel`, else in the session's (support.pipeline.run_in_kernel)."""
+    arguments = ("--extracts", str(extracts), "--output", str(output_dir / CSV), "--warehouse", str(warehouse))
+    if kernel is None:
+        result = run_pipeline(*arguments, "--quiet", *options)
+    else:
+        result = run_in_kernel(kernel, *arguments, "--quiet", *options)
     assert result.returncode == 0, f"{' '.join(options) or 'full'} run of {extracts}: {result.stderr}"
     return result
 
@@ -92,12 +96,13 @@ def simulation(
     generated_extracts: Path, tmp_path_factory: pytest.TempPathFactory, stage_kernel: runner.SharedKernel
 ) -> Simulation:
     """A full run on generated extracts, then DAYS seeded deltas each run --incremental on that warehouse and, beside
-    it, a full run over the merged source in a warehouse of its own (the oracle: the notebooks in the session's
-    kernel); finally the last delta once more, and a delta of four header-only files."""
+    it, a full run over the merged source in a warehouse of its own (the oracle); finally the last delta once more,
+    and a delta of four header-only files. The first full and the first incremental run are the entry script in a
+    process of its own, which chooses its JVM's compilers; the others run in the session's kernel."""
     root = tmp_path_factory.mktemp("daily")
     state, _ = initial_state(generated_extracts)
     warehouse = root / "warehouse"
-    pipeline(generated_extracts, root / "day_0", warehouse)
+    pipeline(None, generated_extracts, root / "day_0", warehouse)
     rng = random.Random(11)
     days: list[SimulatedDay] = []
     for number in range(1, DAYS + 1):
@@ -106,16 +111,16 @@ def simulation(
         state, rejects = apply_delta(state, made.delta)
         merged_source = write_tables(root / f"merged_source_{number}", state_tables(state))
         incremental, full = root / f"incremental_{number}", root / f"full_{number}"
-        pipeline(delta, incremental, warehouse, "--incremental")
+        pipeline(None if number == 1 else stage_kernel, delta, incremental, warehouse, "--incremental")
         oracle = run_in_kernel(
             stage_kernel, "--extracts", str(merged_source), "--output", str(full / CSV),
             "--warehouse", str(root / f"full_{number}_warehouse"),
         )  # fmt: skip
         assert oracle.returncode == 0, oracle.stderr
         days.append(SimulatedDay(number, made.changes, delta, merged_source, rejects, incremental, full))
-    pipeline(days[-1].delta, root / "rerun", warehouse, "--incremental")
+    pipeline(stage_kernel, days[-1].delta, root / "rerun", warehouse, "--incremental")
     header_only = write_tables(root / "delta_header_only", {table: [] for table in TABLES})
-    pipeline(header_only, root / "header_only", warehouse, "--incremental")
+    pipeline(stage_kernel, header_only, root / "header_only", warehouse, "--incremental")
     return Simulation(root / "day_0", days, root / "rerun", root / "header_only")
 
 
@@ -144,10 +149,11 @@ def test_each_day_the_rejects_are_the_deltas_bad_rows(simulation: Simulation) ->
 
 
 def test_the_summary_names_the_mode_and_the_drivers_compilers(simulation: Simulation) -> None:
-    # a few hundred invoices: a full run's JVM compiles with C2 too, each incremental run's with C1 alone
+    # a few hundred invoices: a full run's JVM compiles with C2 too, an incremental run's with C1 alone (day 1: the
+    # entry script's own JVM); in the session's kernel, the summary names that kernel's
     assert (summary(simulation.day_0)["mode"], summary(simulation.day_0)["driver_jit"]) == ("full", "tiered")
-    for day in simulation.days:
-        assert (summary(day.incremental)["mode"], summary(day.incremental)["driver_jit"]) == ("incremental", "c1")
+    jits = [(summary(day.incremental)["mode"], summary(day.incremental)["driver_jit"]) for day in simulation.days]
+    assert jits == [("incremental", "c1"), *[("incremental", "tiered")] * (DAYS - 1)]
 
 
 def test_rerunning_a_delta_gives_the_same_files(simulation: Simulation) -> None:
@@ -170,6 +176,32 @@ def test_a_delta_of_header_only_files_changes_nothing_and_rejects_nothing(simula
         "invoices_recomputed": 0,
         "accounts_recomputed": 0,
     }
+
+
+def test_a_warehouse_the_entry_script_cannot_reach_is_committed_through_spark(
+    simulation: Simulation, generated_extracts: Path, tmp_path: Path
+) -> None:
+    """A warehouse at a Hadoop URI other than file: (here viewfs:, mounted on a local folder; hdfs: or s3a: on a
+    cluster): the entry script commits it in the run's kernel, through Hadoop. A full run and a day's incremental
+    run on it publish what the simulation's runs on a local warehouse published."""
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    conf = ("--conf", f"spark.hadoop.fs.viewfs.mounttable.etl.link./warehouse=file://{mounted}")
+    warehouse = "viewfs://etl/warehouse"
+    output_dir = tmp_path / "out"
+    for extracts, options in ((generated_extracts, ()), (simulation.days[0].delta, ("--incremental",))):
+        result = run_pipeline(
+            "--extracts", str(extracts), "--output", str(output_dir / CSV), "--warehouse", warehouse, *conf,
+            "--quiet", *options,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        version = summary(output_dir)["version"]
+        assert json.loads((mounted / "_current.json").read_text(encoding="utf-8"))["version"] == version
+    assert (output_dir / CSV).read_bytes() == (simulation.days[0].incremental / CSV).read_bytes()
+    assert run_rejects(output_dir) == simulation.days[0].expected_rejects
+    assert sorted(path.name for path in (output_dir / "versions").iterdir()) == sorted(
+        json.loads((mounted / "_current.json").read_text(encoding="utf-8"))["history"]
+    )  # the newest --keep-versions runs' files: here both
 
 
 def split_real_extracts(extracts: Path) -> tuple[Tables, Tables]:
@@ -206,7 +238,7 @@ def split_real_extracts(extracts: Path) -> tuple[Tables, Tables]:
 
 
 def test_real_extracts_split_at_a_date_give_the_full_runs_csv(
-    real_extracts_dir: Path, real_run: FinishedRun, tmp_path: Path
+    real_extracts_dir: Path, real_run: FinishedRun, stage_kernel: runner.SharedKernel, tmp_path: Path
 ) -> None:
     """The real extracts have no bad rows (the reference keeps every row, checked here), so the merged source after
     day 2 is the real extracts themselves: the incremental CSV is compared with the session's full run over them."""
@@ -218,8 +250,8 @@ def test_real_extracts_split_at_a_date_give_the_full_runs_csv(
     assert sum(1 for record in day_1[INVOICES] if record[3] == "") > 100  # January's invoices, unpaid on day 1
 
     warehouse = tmp_path / "warehouse"
-    pipeline(tmp_path / "day_1", tmp_path / "out_1", warehouse)
-    pipeline(write_tables(tmp_path / "day_2", day_2), tmp_path / "out_2", warehouse, "--incremental")
+    pipeline(stage_kernel, tmp_path / "day_1", tmp_path / "out_1", warehouse)
+    pipeline(stage_kernel, write_tables(tmp_path / "day_2", day_2), tmp_path / "out_2", warehouse, "--incremental")
     got, want = tmp_path / "out_2" / CSV, real_run.output_dir / CSV
     assert got.read_bytes() == want.read_bytes(), differing_rows(got, want)
     assert run_rejects(tmp_path / "out_2") == collections.Counter()

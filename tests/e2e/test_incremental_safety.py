@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 from support.contract_compare import read_csv
-from support.pipeline import ENTRY_SCRIPT, PROJECT_DIR, run_pipeline
+from support.pipeline import ENTRY_SCRIPT, PROJECT_DIR, run_in_kernel
 
 import reference_contract
 from extracts_generator import generate
-from spark_etl import filesystem, run_files, versions
+from spark_etl import filesystem, run_files, runner, versions
 
 pytestmark = pytest.mark.e2e
 AS_OF = "2030-01-01"  # fixed, so a header-only delta changes nothing and every day's features are known
@@ -231,8 +231,10 @@ def has_entry(folder: Path) -> bool:
 
 
 def test_runs_killed_while_staging_writing_marts_or_publishing_leave_the_last_version_and_the_next_run_cleans_up(
-    days: Path, tmp_path: Path, runs: Runs
+    days: Path, tmp_path: Path, runs: Runs, stage_kernel: runner.SharedKernel
 ) -> None:
+    """The killed runs are the entry script in processes of their own; the runs that must succeed run in the
+    session's kernel."""
     output_dir = tmp_path / "out"
     warehouse = output_dir / "warehouse"
     output = ["--output", str(output_dir / OUTPUT_NAME), "--as-of", AS_OF, "--quiet"]
@@ -240,7 +242,7 @@ def test_runs_killed_while_staging_writing_marts_or_publishing_leave_the_last_ve
     def next_day(day: str, merged: int) -> str:
         """An incremental run that must succeed, with the features a full run over the merged source gives;
         returns its version."""
-        result = run_pipeline("--extracts", str(days / day), *output, "--incremental")
+        result = run_in_kernel(stage_kernel, "--extracts", str(days / day), *output, "--incremental")
         assert result.returncode == 0, result.stderr
         assert read_csv(output_dir / OUTPUT_NAME) == expected_features(days / f"merged{merged}")
         version = str(pointer(warehouse)["version"])
@@ -272,7 +274,7 @@ def test_runs_killed_while_staging_writing_marts_or_publishing_leave_the_last_ve
         assert dead not in folder_names(output_dir / run_files.OUTPUT_VERSIONS)
         assert not (output_dir / f"{run_files.PENDING_PREFIX}{dead}").exists()
 
-    full = run_pipeline("--extracts", str(days / "day0"), *output)
+    full = run_in_kernel(stage_kernel, "--extracts", str(days / "day0"), *output)
     assert full.returncode == 0, full.stderr
     assert read_csv(output_dir / OUTPUT_NAME) == expected_features(days / "merged0")
     first = str(pointer(warehouse)["version"])
@@ -310,7 +312,7 @@ def test_runs_killed_while_staging_writing_marts_or_publishing_leave_the_last_ve
     assert published(output_dir)[OUTPUT_NAME] == new[OUTPUT_NAME] != before[OUTPUT_NAME]
     assert published(output_dir)[run_files.SUMMARY_NAME] == before[run_files.SUMMARY_NAME]
     # the next run (a header-only delta) first re-publishes the committed version, then publishes its own
-    result = run_pipeline("--extracts", str(days / "empty"), *output[:-1], "--incremental")
+    result = run_in_kernel(stage_kernel, "--extracts", str(days / "empty"), *output[:-1], "--incremental")
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"re-published version {dead}: a run stopped before publishing it\n")
     assert read_csv(output_dir / OUTPUT_NAME) == expected_features(days / "merged2")
@@ -322,14 +324,16 @@ def test_runs_killed_while_staging_writing_marts_or_publishing_leave_the_last_ve
 
 
 def test_rollback_republishes_the_previous_version_and_keep_versions_bounds_the_folders(
-    days: Path, tmp_path: Path
+    days: Path, tmp_path: Path, stage_kernel: runner.SharedKernel
 ) -> None:
     output_dir = tmp_path / "out"
     warehouse = output_dir / "warehouse"
     output = ["--output", str(output_dir / OUTPUT_NAME), "--as-of", AS_OF, "--quiet"]
     publications = []
     for merged in range(3):
-        result = run_pipeline("--extracts", str(days / f"merged{merged}"), *output, "--keep-versions", "2")
+        result = run_in_kernel(
+            stage_kernel, "--extracts", str(days / f"merged{merged}"), *output, "--keep-versions", "2"
+        )
         assert result.returncode == 0, result.stderr
         publications.append((str(pointer(warehouse)["version"]), published(output_dir)))
     (first, _), (second, second_files), (third, third_files) = publications
@@ -338,19 +342,21 @@ def test_rollback_republishes_the_previous_version_and_keep_versions_bounds_the_
     assert_only_kept_versions(output_dir, warehouse)
     assert first not in folder_names(warehouse / versions.VERSIONS_DIR)  # full runs: nothing of it is referenced
 
-    rolled_back = run_pipeline(*output, "--rollback")
+    rolled_back = run_in_kernel(stage_kernel, *output, "--rollback")
     assert rolled_back.returncode == 0, rolled_back.stderr
     assert pointer(warehouse) == {"version": second, "history": [second]}
     assert published(output_dir) == second_files
 
-    nothing_left = run_pipeline(*output, "--rollback")
+    nothing_left = run_in_kernel(stage_kernel, *output, "--rollback")
     assert nothing_left.returncode == 2
     assert nothing_left.stderr == f"error: --rollback: {warehouse} has no earlier version kept\n"
     assert pointer(warehouse) == {"version": second, "history": [second]}
     assert published(output_dir) == second_files
 
     # the rolled-back warehouse is one to build on: day 2 again, incrementally, gives the third run's features
-    again = run_pipeline("--extracts", str(days / "day2"), *output, "--incremental", "--keep-versions", "2")
+    again = run_in_kernel(
+        stage_kernel, "--extracts", str(days / "day2"), *output, "--incremental", "--keep-versions", "2"
+    )
     assert again.returncode == 0, again.stderr
     assert published(output_dir)[OUTPUT_NAME] == third_files[OUTPUT_NAME]
     fourth = str(pointer(warehouse)["version"])

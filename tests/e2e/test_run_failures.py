@@ -15,9 +15,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from support.pipeline import PROJECT_DIR, run_pipeline, start_pipeline
+from support.pipeline import PROJECT_DIR, run_in_kernel, run_pipeline, start_pipeline
 
-from spark_etl import run_files
+from spark_etl import run_files, runner
 
 pytestmark = pytest.mark.e2e
 SECRET = "s3cr3t-Value-4821"
@@ -65,7 +65,10 @@ def killed_processes() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def test_a_run_that_dies_keeps_the_last_good_run_published_and_the_next_run_cleans_up(
-    small_extracts: Path, tmp_path: Path, killed_processes: list[subprocess.Popen[str]]
+    small_extracts: Path,
+    tmp_path: Path,
+    killed_processes: list[subprocess.Popen[str]],
+    stage_kernel: runner.SharedKernel,
 ) -> None:
     output_dir = tmp_path / "out"
     common = ["--extracts", str(small_extracts), "--output", str(output_dir / "features.csv"), "--as-of", "2030-01-01"]
@@ -110,29 +113,27 @@ def test_a_run_that_dies_keeps_the_last_good_run_published_and_the_next_run_clea
     assert (failed / "reports" / "01_staging.html").exists() and (failed / "run.log").exists()
     assert published_files(output_dir) == first_publication
 
-    # 3. a run killed outright: its folder stays, and so does what it was writing into the warehouse
+    # 3. a run killed outright: its folder stays, and so does the version it was writing into the warehouse
     killed = start_pipeline(*common, "--quiet")
     killed_processes.append(killed)
     killed_folder = wait_for_a_running_cell(output_dir, killed)
     killed.kill()
     killed.wait()
     killed_run_id = killed_folder.name.removeprefix("_tmp_run_")
-    dead_model = output_dir / "warehouse" / "staging" / f"_tmp_stg_skus__{killed_run_id}__0123456789ab"
-    live_model = output_dir / "warehouse" / "staging" / "_tmp_stg_skus__20991231T000000Z_abcdef__0123456789ab"
-    for folder in (dead_model, live_model):
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "part-00000.parquet").write_bytes(b"half written")
+    dead_version = output_dir / "warehouse" / "versions" / killed_run_id
+    dead_model = dead_version / "staging" / f"_tmp_stg_skus__{killed_run_id}__0123456789ab"  # half written
+    dead_model.mkdir(parents=True, exist_ok=True)
+    (dead_model / "part-00000.parquet").write_bytes(b"half written")
+    good_version = json.loads((output_dir / "run_summary.json").read_text(encoding="utf-8"))["version"]
     assert published_files(output_dir) == first_publication
 
-    # 4. the next run removes what the killed run left, and only that, then publishes its own files
-    after = run_pipeline(*common, "--quiet")
+    # 4. the next run removes what the killed run left, and only that (its commit's vacuum), then publishes its own
+    after = run_in_kernel(stage_kernel, *common, "--quiet")
     assert after.returncode == 0, after.stderr
     assert after.stderr == ""
-    assert not killed_folder.exists() and not dead_model.exists()
-    assert live_model.exists()  # not a dead run's: left alone
+    assert not killed_folder.exists() and not dead_version.exists()
+    assert (output_dir / "warehouse" / "versions" / good_version / "_manifest.json").is_file()  # kept
     assert sorted(path.name for path in output_dir.glob("_tmp_*")) == []
-    staging_notebook = (output_dir / "notebooks" / "01_staging.ipynb").read_text(encoding="utf-8")
-    assert dead_model.name in staging_notebook and live_model.name not in staging_notebook
     assert published_files(output_dir)["features.csv"] == first_publication["features.csv"]
     assert published_files(output_dir)["run_summary.json"] != first_publication["run_summary.json"]
     assert [path.name for path in (output_dir / "failed_runs").iterdir()] == [failed.name]

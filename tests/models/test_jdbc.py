@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,12 +31,13 @@ from support.pg_tables import (
     start_with_password,
     well_formed_copy,
 )
-from support.pipeline import PROJECT_DIR, finish
+from support.pipeline import PROJECT_DIR, finish, run_in_kernel
 from support.spark_views import run_view
 
 import pg_server
 import reference_contract
-from spark_etl import extract, jdbc, load, serving
+from spark_etl import extract, jdbc, load, run_files, runner, serving
+from spark_etl.warehouse import Warehouse
 
 
 @pytest.fixture(scope="module")
@@ -404,6 +406,59 @@ def test_real_extracts_from_postgres_match_the_csv_contract_and_load_the_table(
 
 
 @pytest.mark.e2e
+def test_the_serving_table_takes_a_version_once_it_is_committed_and_the_next_run_makes_a_missed_swap(
+    spark: SparkSession,
+    postgres: pg_server.PostgresServer,
+    small_extracts: Path,
+    stage_kernel: runner.SharedKernel,
+    tmp_path: Path,
+) -> None:
+    """The table's comment names the version run_summary.json names. A run killed after its commit and before
+    its swap leaves the table on the previous version; the next run swaps the current version in before its
+    stages (even one that then fails), as it publishes the CSV again, so the two name the same version."""
+    url = create_database(postgres, "swap")
+    postgres.psql("create schema serving", "swap")
+    output = tmp_path / "out" / "features.csv"
+    loading = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--load-jdbc-table", "serving.features")
+    common = (*loading, "--output", str(output))
+    password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: SERVER_PASSWORD}
+
+    def published_version() -> str:
+        return str(json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))["version"])
+
+    def table_version() -> tuple[str, int] | None:
+        connection = jdbc.connect(spark, database(url))
+        try:
+            return serving.table_version(connection, "serving.features")
+        finally:
+            connection.close()
+
+    first = run_in_kernel(stage_kernel, "--extracts", str(small_extracts), *common, env=password)
+    assert first.returncode == 0, first.stderr
+    first_version = published_version()
+    rows = len(csv_as_table_rows(output))
+    assert table_version() == (first_version, rows)
+    assert serving_rows(spark, url, "serving.features") == csv_as_table_rows(output)
+
+    killed = run_with_password("--extracts", str(small_extracts), *common, env={run_files.FAULT_AT_ENV: "swap"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    pointer = Warehouse.open(str(output.parent / "warehouse")).pointer()
+    assert pointer is not None and pointer.version != first_version  # committed ...
+    assert table_version() == (first_version, rows)  # ... and not swapped in
+    assert published_version() == first_version
+
+    bad_extracts = tmp_path / "bad_extracts"  # the next run stops in staging: an extract without its header
+    shutil.copytree(small_extracts, bad_extracts)
+    (bad_extracts / "skus.csv").write_text("", encoding="utf-8")
+    failed = run_in_kernel(stage_kernel, "--extracts", str(bad_extracts), *common, env=password)
+    assert failed.returncode == 2, failed.stderr
+    assert f"re-published version {pointer.version}" in failed.stderr
+    assert published_version() == pointer.version
+    assert table_version() == (pointer.version, rows)
+    assert serving_rows(spark, url, "serving.features") == csv_as_table_rows(output)
+
+
+@pytest.mark.e2e
 def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothing(
     spark: SparkSession, postgres: pg_server.PostgresServer, tmp_path: Path
 ) -> None:
@@ -512,13 +567,14 @@ def test_rows_a_retried_task_staged_twice_reach_the_table_once(
         twice.select(*columns).write.format("jdbc").options(**options).mode("append").save()
     with pytest.raises(serving.LoadError, match="60 distinct invoices staged, 61 written; nothing changed"):
         serving._replace_from_staging(
-            connection, '"public"."features_retry"', '"public"."features_retry__load_retried"', 61
+            connection, '"public"."features_retry"', '"public"."features_retry__load_retried"', 61, "v_retried"
         )
     connection.set_autocommit(True)
     assert table_rows(connection, "features_retry") == frame_rows(frame)
     moved = serving._replace_from_staging(
-        connection, '"public"."features_retry"', '"public"."features_retry__load_retried"', 60
+        connection, '"public"."features_retry"', '"public"."features_retry__load_retried"', 60, "v_retried"
     )
     connection.set_autocommit(True)
     assert moved == 60
+    assert serving.table_version(connection, "public.features_retry") == ("v_retried", 60)
     assert table_rows(connection, "features_retry") == frame_rows(twice)

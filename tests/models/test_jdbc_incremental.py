@@ -19,7 +19,6 @@ from support.pg_tables import (
     create_tables,
     csv_as_table_rows,
     database,
-    run_with_password,
     serving_rows,
     well_formed_copy,
 )
@@ -371,10 +370,11 @@ DAYS: list[tuple[str, dict[str, int], dict[str, dict[str, int]], dict[str, int]]
 ]
 
 
-def run_from(url: str, output: Path, *options: str) -> dict[str, Any]:
-    """One run from the database's raw schema; its summary."""
+def run_from(kernel: runner.SharedKernel, url: str, output: Path, *options: str) -> dict[str, Any]:
+    """One run from the database's raw schema, in the session's kernel; its summary."""
     jdbc_options = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
-    result = run_with_password(*jdbc_options, "--output", str(output), "--quiet", *options)
+    password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: pg_server.SUPERUSER_PASSWORD}
+    result = run_in_kernel(kernel, *jdbc_options, "--output", str(output), "--quiet", *options, env=password)
     assert result.returncode == 0, result.stderr
     summary: dict[str, Any] = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
     return summary
@@ -404,7 +404,7 @@ def test_daily_incremental_runs_from_postgres_equal_full_runs_over_the_same_data
     postgres.psql("create schema serving", "daily")
     daily = tmp_path / "daily" / "features.csv"
     load_table = ("--load-jdbc-table", "serving.features")
-    first = run_from(url, daily, *load_table)
+    first = run_from(stage_kernel, url, daily, *load_table)
     assert (first["mode"], first["source_changes"]) == ("full", None)
     before = features(daily)
     assert before[400][2:4] == ("184956.53", 15)  # invoice 400: five lines, 15 items
@@ -414,7 +414,7 @@ def test_daily_incremental_runs_from_postgres_equal_full_runs_over_the_same_data
     for day, (statements, delta_rows, source_changes, day_rejects) in enumerate(DAYS, start=1):
         if statements:
             postgres.psql(statements, "daily")
-        summary = run_from(url, daily, "--incremental", *load_table)
+        summary = run_from(stage_kernel, url, daily, "--incremental", *load_table)
         full_csv = tmp_path / f"full_{day}" / "features.csv"
         if statements:  # the oracle: a full run over the database as it is now, in the session's kernel
             jdbc_options = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")

@@ -59,9 +59,11 @@ def well_formed_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def run_with_password(*args: str, password: str = SERVER_PASSWORD) -> subprocess.CompletedProcess[str]:
+def run_with_password(
+    *args: str, password: str = SERVER_PASSWORD, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The entry script with the database password in its environment, as a scheduler passes it."""
-    return run_pipeline(*args, env={jdbc.PASSWORD_ENVIRONMENT_VARIABLE: password})
+    return run_pipeline(*args, env={jdbc.PASSWORD_ENVIRONMENT_VARIABLE: password, **(env or {})})
 
 
 def start_with_password(*args: str, password: str = SERVER_PASSWORD) -> subprocess.Popen[str]:

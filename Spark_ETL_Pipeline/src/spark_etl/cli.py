@@ -324,11 +324,11 @@ def run_stages(
     console: Console,
     termination: Termination,
     kernel: runner.SharedKernel | None,
+    environment: dict[str, str],
 ) -> list[runner.NotebookRun]:
     """The stage notebooks in order, in the run's kernel (None with --separate-jvms: a fresh one each), one log
     line per notebook and per model; each finished notebook's report is rendered while the next one runs."""
     parameters = stage_parameters(options, paths)
-    environment = run_environment(paths, console)
     runs = []
     termination.kernel = kernel
     try:
@@ -360,6 +360,8 @@ def failure_of(
         if termination.signal_number is not None:
             where = f" in {error.notebook}" + (f", cell {error.cell}" if error.cell is not None else "")
             return termination.failure(where)
+        return RunFailedError(str(error), failures.exit_status_of(error.error_name))
+    if isinstance(error, runner.KernelCallError):
         return RunFailedError(str(error), failures.exit_status_of(error.error_name))
     if isinstance(error, SystemExit) and termination.signal_number is not None:
         return termination.failure("")
@@ -399,9 +401,11 @@ def run(
             with contextlib.ExitStack() as run_kernel:
                 if kernel is None and not options.separate_jvms:
                     kernel = run_kernel.enter_context(runner.shared_kernel(spark_conf(options), quick_jit=jit == "c1"))
+                environment = run_environment(paths, console)
                 with reports.ReportRenderer(paths.reports) as renderer:
                     try:
-                        runs = run_stages(options, paths, renderer, console, termination, kernel)
+                        publish_to_serving(options, paths, kernel, environment)  # an earlier run's swap, if missed
+                        runs = run_stages(options, paths, renderer, console, termination, kernel, environment)
                         summary = run_summary(options, runs, time.perf_counter() - started, jit)
                         renderer.finish(paths.executed_notebooks, summary)
                     except BaseException as error:
@@ -416,7 +420,9 @@ def run(
                 sys.stderr.flush()
                 run_files.redact_files([paths.reports, paths.log], console.secret_values)
                 run_files.keep_summary(paths, summary)  # before the commit: a current version has all its files
-                commit(options, paths, warehouse, kernel)
+                commit(options, paths, warehouse, kernel, environment)
+                run_files.fault_point("swap")
+                publish_to_serving(options, paths, kernel, environment)
             run_files.publish(paths, [paths.output.name, "rejects.csv"])
             pointer = None if warehouse is None else warehouse.pointer()
             # the kept versions' files stay; elsewhere the pointer is out of reach: the newest N (run ids sort by time)
@@ -446,26 +452,54 @@ def run(
     return 0
 
 
-def commit(
-    options: argparse.Namespace, paths: RunPaths, warehouse: Warehouse | None, kernel: runner.SharedKernel | None
+def call_in_kernel(
+    options: argparse.Namespace,
+    kernel: runner.SharedKernel | None,
+    environment: dict[str, str],
+    module: str,
+    function: str,
+    arguments: dict[str, Any],
 ) -> None:
-    """The run's version becomes current, by the one commit (`Warehouse.commit`): here for a warehouse on this
-    machine, in the run's kernel through Hadoop for any other (with --separate-jvms, a kernel started for it)."""
-    if warehouse is not None:
-        warehouse.commit(paths.run_id, options.keep_versions)
-        return
+    """What the entry script does through Spark outside the stages (a remote warehouse's commit, the serving
+    table's swap): in the run's kernel, or with --separate-jvms in one started for it."""
     with contextlib.ExitStack() as scope:
         if kernel is None:
             kernel = scope.enter_context(runner.shared_kernel(spark_conf(options)))
-            kernel.prepare_stage({})
-        arguments = {
-            "root": paths.warehouse,
-            "version": paths.run_id,
-            "keep_versions": options.keep_versions,
-            "master": options.master,
-            "spark_conf": redacted_settings(spark_conf(options)),
-        }
-        kernel.call("spark_etl.warehouse", "commit_in_kernel", arguments)
+        kernel.prepare_stage(environment)
+        spark = {"master": options.master, "spark_conf": redacted_settings(spark_conf(options))}
+        kernel.call(module, function, {**arguments, **spark})
+
+
+def commit(
+    options: argparse.Namespace,
+    paths: RunPaths,
+    warehouse: Warehouse | None,
+    kernel: runner.SharedKernel | None,
+    environment: dict[str, str],
+) -> None:
+    """The run's version becomes current, by the one commit (`Warehouse.commit`): here for a warehouse on this
+    machine, in the run's kernel through Hadoop for any other."""
+    if warehouse is not None:
+        warehouse.commit(paths.run_id, options.keep_versions)
+        return
+    arguments = {"root": paths.warehouse, "version": paths.run_id, "keep_versions": options.keep_versions}
+    call_in_kernel(options, kernel, environment, "spark_etl.warehouse", "commit_in_kernel", arguments)
+
+
+def publish_to_serving(
+    options: argparse.Namespace, paths: RunPaths, kernel: runner.SharedKernel | None, environment: dict[str, str]
+) -> None:
+    """With --load-jdbc-table: the serving table holds the warehouse's current version (`serving.publish_current`),
+    at a run's start (completing an earlier run's swap) and after its commit (swapping its own in)."""
+    if options.load_jdbc_table is None:
+        return
+    arguments = {
+        "url": options.jdbc_url,
+        "user": options.jdbc_user,
+        "table_name": options.load_jdbc_table,
+        "warehouse_dir": paths.warehouse,
+    }
+    call_in_kernel(options, kernel, environment, "spark_etl.serving", "publish_current", arguments)
 
 
 def repair_published(paths: RunPaths, console: Console, warehouse: Warehouse | None) -> None:

@@ -101,5 +101,6 @@ def summary(options: argparse.Namespace, marts_metrics: stage_metrics.MartsMetri
             "table": options.load_jdbc_table,
             "rows": marts_metrics["loaded_rows"],
             "url": jdbc.public_url(options.jdbc_url),
+            "version": marts_metrics["version"],  # the version the table holds once the run has published
         }
     return {"extracts": None if options.source_is_jdbc else options.extracts, "source": source, "loaded_table": loaded}

@@ -162,8 +162,9 @@ def publish(paths: RunPaths, data_names: list[str]) -> None:
 
 def fault_point(name: str) -> None:
     """A test hook: with SPARK_ETL_FAULT_AT=<name>, SIGKILL the run's process group here, as a scheduler would, to
-    test a window too short to hit from outside (`publish`: the data published, the summary not yet). It kills
-    only this process when the process does not lead its group, so a test cannot kill its own runner."""
+    test a window too short to hit from outside (`publish`: the data published, the summary not yet; `swap`:
+    the version committed, the serving table not yet swapped). It kills only this process when the process does
+    not lead its group, so a test cannot kill its own runner."""
     if os.environ.get(FAULT_AT_ENV) != name:
         return
     if os.getpgid(0) == os.getpid():

@@ -51,6 +51,15 @@ class NotebookError(Exception):
         super().__init__(f"{where}: {error_name}: {error_value}")
 
 
+class KernelCallError(Exception):
+    """A step the entry script ran in the run's kernel outside the stages raised: the step and the error, in one
+    line; `error_name` gives the exit status as a stage's error would (failures.exit_status_of)."""
+
+    def __init__(self, step: str, error_name: str, error_value: str) -> None:
+        self.error_name = error_name
+        super().__init__(f"{step}: {error_name}: {error_value}")
+
+
 class SparkStartError(Exception):
     """The run's Spark JVM did not start (a bad --master, a missing Java): what it said is in the run's log."""
 
@@ -153,11 +162,16 @@ class SharedKernel:
     def call(self, module: str, function: str, arguments: Mapping[str, Any]) -> None:
         """Run `module.function(**arguments)` (JSON values) in the kernel, on the Spark session its last stage
         left: what the entry script does through Spark after the stages (a commit to a warehouse it cannot reach
-        itself). Raises RuntimeError with the kernel's error line when it fails."""
-        self.execute(f"__import__({module!r}, fromlist=['_']).{function}(**{json.dumps(dict(arguments))})")
+        itself). Raises KernelCallError with the kernel's error line when it fails."""
+        step = f"{module}.{function}"
+        try:
+            self.execute(f"__import__({module!r}, fromlist=['_']).{function}(**{json.dumps(dict(arguments))})")
+        except KernelCallError as error:
+            raise KernelCallError(step, error.error_name, str(error).split(": ", 2)[-1]) from None
 
     def execute(self, code: str) -> None:
-        """Execute `code` silently and wait for its reply (the first time, for the kernel to be ready)."""
+        """Execute `code` silently and wait for its reply (the first time, for the kernel to be ready); an error
+        in it raises KernelCallError."""
         client = self.manager.blocking_client()
         client.start_channels()
         try:
@@ -173,7 +187,8 @@ class SharedKernel:
                 raise RuntimeError(f"the run's kernel did not answer within {KERNEL_REPLY_SECONDS} s") from None
             content = reply["content"]
             if content["status"] != "ok":
-                raise RuntimeError(f"{content.get('ename', 'Error')}: {first_line(str(content.get('evalue', '')))}")
+                name, value = str(content.get("ename", "Error")), str(content.get("evalue", ""))
+                raise KernelCallError("the run's kernel", name, error_line(name, value))
         finally:
             client.stop_channels()
 
@@ -237,7 +252,7 @@ def execute_notebook(
     except papermill.PapermillExecutionError as error:
         line = error_line(error.ename, error.evalue)
         raise NotebookError(notebook, failing_cell(executed_path, error.cell_index), error.ename, line) from None
-    except (DeadKernelError, CellTimeoutError, TimeoutError, RuntimeError) as error:
+    except (DeadKernelError, CellTimeoutError, TimeoutError, RuntimeError, KernelCallError) as error:
         # the kernel died, hung or could not be reached: no cell to blame, still a one-line failure
         raise NotebookError(notebook, None, type(error).__name__, first_line(str(error))) from None
     seconds = time.perf_counter() - started

@@ -1,10 +1,17 @@
-"""Loading the features into a PostgreSQL serving table: Spark appends into a staging table named for the run,
-then one transaction on the driver replaces the serving table's rows from it. Readers see the old rows until
-that commit and the new ones after (MVCC), never an empty, partial or missing table."""
+"""Loading the features into a PostgreSQL serving table in two steps, so the table and the CSV always name the
+same warehouse version. The marts stage has Spark append the version's features into a staging table named for
+the version (`stage_features`); once the warehouse has committed the version, the entry script swaps them in
+(`publish_current`): one transaction on the driver replaces the serving table's rows and marks the table with the
+version (its comment). Readers see the old rows until that commit and the new ones after (MVCC), never an empty,
+partial or missing table. A run that died between its commit and its swap, or a --rollback, leaves the table a
+version off the warehouse's; the next run that loads the table swaps the current version in first, rebuilding its
+staged rows from the warehouse when they are gone."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +19,7 @@ from collections.abc import Iterator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_etl import versions
 from spark_etl.jdbc import Connection, Database, JdbcError, connect, java_message, public_url, quote_identifier
 
 # The serving table's columns and types: the contract's eight, the invoice's issue date and the run's as_of.
@@ -32,6 +40,8 @@ STAGING_MARKER = "__load_"
 MAX_TABLE_NAME = 40  # leaves room for the staging suffix within PostgreSQL's 63 characters
 LOCK_NAMESPACE = 0x5E71  # the first key of the two-key advisory lock: this pipeline's loads
 WRITE_BATCH_SIZE = 10_000
+# the comment a staging table and the serving table carry: the version whose rows they hold, and how many
+VERSION_COMMENT = re.compile(r"^spark_etl version ([A-Za-z0-9_.-]+) rows ([0-9]+)$")
 
 
 class LoadError(Exception):
@@ -98,6 +108,110 @@ def _driver_connection(spark: SparkSession, database: Database) -> Iterator[Conn
         connection.close()
 
 
+def staging_table_name(table: str, version: str) -> str:
+    """The staging table of one version of the features (a digest: a run id would not fit in 63 characters)."""
+    return f"{table}{STAGING_MARKER}{hashlib.sha256(version.encode('utf-8')).hexdigest()[:12]}"
+
+
+def version_comment(version: str, rows: int) -> str:
+    """The comment naming a table's version. COMMENT ON takes no parameters, so the text is checked to be a
+    plain literal (a run id and a count) before it is written into the statement."""
+    text = f"spark_etl version {version} rows {rows}"
+    if VERSION_COMMENT.match(text) is None:
+        raise ValueError(f"{version!r} cannot name a version in a table's comment")
+    return f"'{text}'"
+
+
+def table_version(connection: Connection, qualified_table: str) -> tuple[str, int] | None:
+    """The version and row count a table's comment names; None for a table without one, or no table."""
+    [(comment,)] = connection.query("select obj_description(to_regclass(?), 'pg_class')", qualified_table)
+    matched = VERSION_COMMENT.match(str(comment or ""))
+    return None if matched is None else (matched.group(1), int(matched.group(2)))
+
+
+@contextlib.contextmanager
+def _locked(
+    spark: SparkSession, database: Database, table_name: str, wait_seconds: float
+) -> Iterator[tuple[Connection, str, str]]:
+    """A driver connection holding the load lock of the serving table: (connection, schema, table)."""
+    schema_name, table = parse_table_name(table_name)
+    with _driver_connection(spark, database) as connection:
+        if schema_name is None:
+            [(schema_name,)] = connection.query("select current_schema()")
+        schema = str(schema_name)
+        acquire_load_lock(connection, f"{schema}.{table}", wait_seconds)
+        yield connection, schema, table
+
+
+def stage_features(
+    spark: SparkSession,
+    database: Database,
+    table_name: str,
+    features_df: DataFrame,
+    version: str,
+    lock_wait_seconds: float = 900.0,
+) -> int:
+    """The marts stage's step: under the load lock, drop earlier runs' staging tables (a pending swap was made at
+    this run's start, `publish_current`), create this version's and let Spark append into it; the staging table's
+    comment names the version and its rows. Returns the rows written; the serving table is untouched."""
+    with _locked(spark, database, table_name, lock_wait_seconds) as (connection, schema, table):
+        for stale in stale_staging_tables(connection, schema, table):
+            connection.execute(f"drop table if exists {_qualified(schema, stale)}")
+        staging_table = staging_table_name(table, version)
+        staging = _qualified(schema, staging_table)
+        connection.execute(create_table_sql(staging, serving=False))
+        try:
+            written = _write_staging(features_df, database, f"{schema}.{staging_table}")
+            connection.execute(f"comment on table {staging} is {version_comment(version, written)}")
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                connection.execute(f"drop table if exists {staging}")
+            target = f"{schema}.{table}"
+            raise LoadError(f"loading {target} at {public_url(database.url)} failed: {java_message(error)}") from None
+        return written
+
+
+def swap(
+    spark: SparkSession,
+    database: Database,
+    table_name: str,
+    version: str,
+    staged_rows: DataFrame | None = None,
+    lock_wait_seconds: float = 900.0,
+) -> int:
+    """Make the serving table hold `version`: its staged rows replace the table's in one transaction that also
+    sets the table's comment, then the staging table goes. Nothing to do when the table holds it already. When
+    the version has no staging table (a run that died after staging it and before its swap had it dropped by
+    another's staging), `staged_rows` are staged again first. Returns the rows the table holds."""
+    with _locked(spark, database, table_name, lock_wait_seconds) as (connection, schema, table):
+        serving = _qualified(schema, table)
+        held = table_version(connection, f"{schema}.{table}")
+        if held is not None and held[0] == version:
+            return held[1]
+        staging_table = staging_table_name(table, version)
+        staging = _qualified(schema, staging_table)
+        staged = table_version(connection, f"{schema}.{staging_table}")
+        if staged is None or staged[0] != version:
+            if staged_rows is None:
+                raise LoadError(f"{schema}.{table}: version {version} has no staged rows; nothing changed")
+            connection.execute(f"drop table if exists {staging}")
+            connection.execute(create_table_sql(staging, serving=False))
+            written = _write_staging(staged_rows, database, f"{schema}.{staging_table}")
+            staged = (version, written)
+        try:
+            loaded = _replace_from_staging(connection, serving, staging, staged[1], version)
+        except LoadError:
+            raise
+        except Exception as error:
+            target = f"{schema}.{table}"
+            raise LoadError(f"loading {target} at {public_url(database.url)} failed: {java_message(error)}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                connection.set_autocommit(True)
+                connection.execute(f"drop table if exists {staging}")
+        return loaded
+
+
 def load_features(
     spark: SparkSession,
     database: Database,
@@ -105,36 +219,11 @@ def load_features(
     features_df: DataFrame,
     lock_wait_seconds: float = 900.0,
 ) -> int:
-    """Replace the serving table's rows with `features_df`; returns the rows it now holds.
-
-    Under the load lock: drop stale staging tables, create this run's, let Spark append into it, then in one
-    transaction create the serving table if needed, delete its rows and insert the staged ones (one per inv_id),
-    and check the count before committing. Any failure before the commit leaves the serving table as it was.
-    """
-    schema_name, table = parse_table_name(table_name)
-    with _driver_connection(spark, database) as connection:
-        if schema_name is None:
-            [(schema_name,)] = connection.query("select current_schema()")
-        schema = str(schema_name)
-        target = f"{schema}.{table}"
-        acquire_load_lock(connection, target, lock_wait_seconds)
-        for stale in stale_staging_tables(connection, schema, table):
-            connection.execute(f"drop table if exists {_qualified(schema, stale)}")
-        staging_table = f"{table}{STAGING_MARKER}{uuid.uuid4().hex[:12]}"
-        staging = _qualified(schema, staging_table)
-        connection.execute(create_table_sql(staging, serving=False))
-        try:
-            written = _write_staging(features_df, database, f"{schema}.{staging_table}")
-            loaded = _replace_from_staging(connection, _qualified(schema, table), staging, written)
-        except LoadError:
-            raise
-        except Exception as error:
-            raise LoadError(f"loading {target} at {public_url(database.url)} failed: {java_message(error)}") from None
-        finally:
-            with contextlib.suppress(Exception):
-                connection.set_autocommit(True)
-                connection.execute(f"drop table if exists {staging}")
-        return loaded
+    """Replace the serving table's rows with `features_df` at once (staged, then swapped, as a run does in two
+    steps); returns the rows it now holds. Any failure before the swap's commit leaves the table as it was."""
+    version = f"adhoc_{uuid.uuid4().hex[:12]}"
+    stage_features(spark, database, table_name, features_df, version, lock_wait_seconds)
+    return swap(spark, database, table_name, version, lock_wait_seconds=lock_wait_seconds)
 
 
 def _write_staging(features_df: DataFrame, database: Database, staging_table: str) -> int:
@@ -155,8 +244,9 @@ def _write_staging(features_df: DataFrame, database: Database, staging_table: st
     return features_df.count()
 
 
-def _replace_from_staging(connection: Connection, serving: str, staging: str, expected_rows: int) -> int:
-    """One transaction: delete + insert (readers keep seeing the old rows, unblocked, until commit)."""
+def _replace_from_staging(connection: Connection, serving: str, staging: str, expected_rows: int, version: str) -> int:
+    """One transaction: delete + insert + the table's version (readers keep seeing the old rows, unblocked, until
+    commit)."""
     names = ", ".join(quote_identifier(name) for name, _, _ in SERVING_COLUMNS)
     connection.set_autocommit(False)
     try:
@@ -168,6 +258,7 @@ def _replace_from_staging(connection: Connection, serving: str, staging: str, ex
         )
         if inserted != expected_rows:
             raise LoadError(f"{serving}: {inserted} distinct invoices staged, {expected_rows} written; nothing changed")
+        connection.execute(f"comment on table {serving} is {version_comment(version, inserted)}")
         connection.commit()
     except BaseException:
         with contextlib.suppress(Exception):
@@ -176,12 +267,47 @@ def _replace_from_staging(connection: Connection, serving: str, staging: str, ex
     return inserted
 
 
-def load_from_parameters(spark: SparkSession, url: str, user: str, table_name: str, features_df: DataFrame) -> int:
-    """What the marts notebook calls; the password comes from the environment."""
+def database_from_parameters(url: str, user: str) -> Database:
+    """The serving database; the password comes from the environment."""
     try:
-        database = Database.from_environment(url, user)
+        return Database.from_environment(url, user)
     except ValueError as error:
         raise JdbcError(str(error)) from None
-    # the run's one as_of (fct_invoice_features leaves it to int_as_of_date) goes into every served row
-    as_of_df = F.broadcast(spark.table("int_as_of_date").select("as_of_date"))
-    return load_features(spark, database, table_name, features_df.crossJoin(as_of_df))
+
+
+def with_as_of(spark: SparkSession, features_df: DataFrame, as_of_df: DataFrame) -> DataFrame:
+    """The run's one as_of (fct_invoice_features leaves it to int_as_of_date) in every served row."""
+    return features_df.crossJoin(F.broadcast(as_of_df.select("as_of_date")))
+
+
+def stage_from_parameters(
+    spark: SparkSession, url: str, user: str, table_name: str, features_df: DataFrame, version: str
+) -> int:
+    """What the marts notebook calls: this version's features staged for the swap after the commit."""
+    served_df = with_as_of(spark, features_df, spark.table("int_as_of_date"))
+    return stage_features(spark, database_from_parameters(url, user), table_name, served_df, version)
+
+
+def publish_current(
+    url: str, user: str, table_name: str, warehouse_dir: str, master: str, spark_conf: dict[str, str]
+) -> None:
+    """The entry script's step, in the run's kernel (`runner.SharedKernel.call`): make the serving table hold the
+    warehouse's current version. After the run's commit, that swaps its staged rows in; at the start of a run,
+    it completes a swap an earlier run did not make (killed after its commit, or a --rollback since), from the
+    staged rows or, when they are gone, the version's stored features."""
+    from spark_etl.session import spark_session
+    from spark_etl.warehouse import Warehouse
+
+    spark = SparkSession.getActiveSession() or spark_session("serving", master, spark_conf)
+    warehouse = Warehouse.open(warehouse_dir, spark)
+    manifest, _ = warehouse.current()
+    if manifest is None:
+        return
+    root = warehouse.root
+
+    def stored(model_name: str) -> DataFrame:
+        folders = [f"{root}/{folder}" for folder in manifest.folders(model_name)]
+        return versions.read_folders(spark, folders, manifest.schema(model_name))
+
+    served_df = with_as_of(spark, stored("fct_invoice_features"), stored("int_as_of_date"))
+    swap(spark, database_from_parameters(url, user), table_name, manifest.version, served_df)
