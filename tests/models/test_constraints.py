@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
-from support.spark_views import jobs_in_group
+from support.spark_views import begin_version, jobs_in_group
 
 from spark_etl import constraints, models, registry, source_state
 
@@ -84,7 +84,7 @@ def test_building_a_model_checks_its_key(session: SparkSession, tmp_path: Path) 
         "invoice_id bigint, account_id bigint, issue_date date, payment_date date, reject_reason string, "
         "is_collapsed boolean, source_record string",
     ).createOrReplaceTempView("stg_invoices_checked")
-    stage = models.Stage(session, "staging", str(tmp_path / "warehouse"))
+    stage = models.Stage(session, "staging", begin_version(session, str(tmp_path / "warehouse"), "v1", False))
     stage.use_base("stg_accounts", "stg_skus", "stg_invoices")  # empty, as in a full run
     source_state.register_withdrawn(session, {})  # nothing withdrawn, as on the CSV path
     with pytest.raises(

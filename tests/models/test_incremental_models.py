@@ -479,7 +479,7 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
     model_view(session, "stg_invoice_line_items", [(10, "Q", 1, False, "2021-01"), (11, "A", 2, True, "2021-02")])
     first = begin_version(session, warehouse, "v1", incremental=False)
     versions.write_model(first, "staging", "stg_invoices", session.table("stg_invoices"), "partition_month")
-    stage = models.Stage(session, "intermediate", warehouse, first)
+    stage = models.Stage(session, "intermediate", first)
     stage.use_stored("staging", "stg_invoices")
     stage.build("int_invoice_totals", profile=True)
     assert stage.profile_caption("int_invoice_totals") == "int_invoice_totals"
@@ -489,7 +489,7 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
     model_view(session, "stg_invoice_line_items", [(11, "A", 4, True, "2021-02"), (12, "A", 1, True, "2021-02")])
     second = begin_version(session, warehouse, "v2", incremental=True)
     second.keep("staging", "stg_invoices")
-    stage = models.Stage(session, "intermediate", warehouse, second)
+    stage = models.Stage(session, "intermediate", second)
     stage.use_stored("staging", "stg_invoices")
     with increments.invoices_in(session, second, ["2021-02"]):  # read from the month's folder only
         stored_df = stage.build("int_invoice_totals", profile=True, months=["2021-02"])
@@ -533,7 +533,7 @@ def test_a_kept_model_is_read_from_the_previous_version_and_profiles_nothing(
 
     session.catalog.dropTempView("stg_skus")
     second = begin_version(session, warehouse, "v2", incremental=True)
-    stage = models.Stage(session, "staging", warehouse, second)
+    stage = models.Stage(session, "staging", second)
     session.sparkContext.setJobGroup("keep_skus", "kept model")
     kept_df = stage.keep("stg_skus", profile=True)
     assert jobs_in_group(session, "keep_skus") == []
@@ -565,7 +565,7 @@ def test_build_or_keep_keeps_what_the_delta_leaves_unchanged(spark: SparkSession
     def is_kept(checked: list[tuple[str | None, bool]], withdrawn: list[tuple[str]], incremental: bool = True) -> bool:
         session.createDataFrame(checked, checked_schema).createOrReplaceTempView("stg_skus_checked")
         session.createDataFrame(withdrawn, withdrawn_schema).createOrReplaceTempView("withdrawn_skus")
-        stage = models.Stage(session, "staging", warehouse, begin_version(session, warehouse, "v2", incremental))
+        stage = models.Stage(session, "staging", begin_version(session, warehouse, "v2", incremental))
         return stage._is_unchanged("skus", "stg_skus")
 
     assert is_kept([("invalid_value", False), (None, True)], [])  # a rejected record, and an exact copy
@@ -576,7 +576,7 @@ def test_build_or_keep_keeps_what_the_delta_leaves_unchanged(spark: SparkSession
 
     session.createDataFrame([("invalid_value", False)], checked_schema).createOrReplaceTempView("stg_skus_checked")
     session.createDataFrame([], withdrawn_schema).createOrReplaceTempView("withdrawn_skus")
-    stage = models.Stage(session, "staging", warehouse, begin_version(session, warehouse, "v2", incremental=True))
+    stage = models.Stage(session, "staging", begin_version(session, warehouse, "v2", incremental=True))
     kept_df = stage.build_or_keep("stg_skus", profile=True)
     assert collect_sorted(kept_df, ["item_id"]) == [("A",)]
     assert stage.runs[-1].is_kept

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
-from support.spark_views import jobs_in_group, raw_columns, register_strings
+from support.spark_views import begin_version, jobs_in_group, raw_columns, register_strings
 
 from spark_etl import models, notebook_display, quality, source_state
 
@@ -45,7 +45,7 @@ def test_a_built_model_profile_is_observed_during_its_write(session: SparkSessio
             ("C", "c", "c", "1.00", "-3.00", None),  # rejected: not in the staged model's profile
         ],
     )
-    stage = models.Stage(session, "staging", str(tmp_path / "warehouse"))
+    stage = models.Stage(session, "staging", begin_version(session, str(tmp_path / "warehouse"), "v1", False))
     stage.use_base("stg_accounts", "stg_skus", "stg_invoices")  # empty, as in a full run
     source_state.register_withdrawn(session, {})  # nothing withdrawn, as on the CSV path
     stage.build("stg_skus_checked")

@@ -12,7 +12,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_etl import constraints, load, observations, quality, registry, stage_metrics
+from spark_etl import constraints, observations, quality, registry, stage_metrics
 from spark_etl.versions import RunVersion, write_model
 
 LAYERS = ("staging", "intermediate", "marts")
@@ -90,8 +90,7 @@ class Stage:
 
     spark: SparkSession
     layer: str
-    warehouse_dir: str
-    version: RunVersion | None = None  # the run's warehouse version; None: plain folders per model (unit tests)
+    version: RunVersion  # the run's warehouse version: where every model it builds goes (versions.write_model)
     runs: list[ModelRun] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     profiled: dict[str, DataFrame] = field(default_factory=dict)  # per model, the rows its profile describes
@@ -104,22 +103,14 @@ class Stage:
         """Register models an earlier stage of this run stored, read back from the warehouse; with `months`, only
         those issue months of a partitioned model."""
         for model_name in model_names:
-            if self.version is None:
-                stored_df = load.read_parquet(self.spark, load.model_path(self.warehouse_dir, layer, model_name))
-            else:
-                stored_df = self.version.read(layer, model_name, months)
-            stored_df.createOrReplaceTempView(model_name)
+            self.version.read(layer, model_name, months).createOrReplaceTempView(model_name)
 
     def use_base(self, *model_names: str, months: list[str] | None = None) -> None:
         """Register `stored_<model>`: the model as the version this run builds on holds it (only `months` of a
         partitioned one); empty in a full run, so a model that merges its delta into it is its plain self."""
         for model_name in model_names:
             schema = self.spark.createDataFrame([], registry.schema_ddl(registry.model(model_name))).schema
-            if self.version is None:
-                base_df = load.empty_frame(self.spark, schema)
-            else:
-                base_df = self.version.read_base(model_name, schema, months)
-            base_df.createOrReplaceTempView(f"stored_{model_name}")
+            self.version.read_base(model_name, schema, months).createOrReplaceTempView(f"stored_{model_name}")
 
     def view(self, model_name: str) -> DataFrame:
         """Run a model as a temporary view: computed by each model that reads it."""
@@ -141,7 +132,6 @@ class Stage:
         """
         started = time.perf_counter()
         declared = registry.model(model_name)
-        path = load.model_path(self.warehouse_dir, self.layer, model_name)
         model_df = self.spark.sql(sql_text(self.layer, model_name))
         if months is not None:
             if not declared.partition_by:
@@ -150,17 +140,13 @@ class Stage:
         observation = Observation(f"profile_{model_name}") if profile else None
         if observation is not None:
             model_df = model_df.observe(observation, *quality.profile_aggregates(model_df.columns))
-        if self.version is None:
-            rows = load.write_parquet(model_df, path, declared.partition_by)
-            stored_df = profiled_df = load.read_parquet(self.spark, path)
-        else:
-            path = self.version.model_dir(self.layer, model_name)
-            rows = write_model(self.version, self.layer, model_name, model_df, declared.partition_by, months)
-            stored_df = profiled_df = self.version.read(self.layer, model_name)
-            if months is not None:  # the key and relationships of what was rewritten; the rest was checked before
-                profiled_df = self.version.read(self.layer, model_name, months)
-                profiled_df.createOrReplaceTempView(model_name)
-                constraints.check(self.spark, model_name)
+        path = self.version.model_dir(self.layer, model_name)
+        rows = write_model(self.version, self.layer, model_name, model_df, declared.partition_by, months)
+        stored_df = profiled_df = self.version.read(self.layer, model_name)
+        if months is not None:  # the key and relationships of what was rewritten; the rest was checked before
+            profiled_df = self.version.read(self.layer, model_name, months)
+            profiled_df.createOrReplaceTempView(model_name)
+            constraints.check(self.spark, model_name)
         stored_df.createOrReplaceTempView(model_name)
         if months is None:
             constraints.check(self.spark, model_name)  # its declared key and relationships, on the stored copy
@@ -184,8 +170,6 @@ class Stage:
         were checked when it was built. Like a partial build's, its profile covers what the run wrote: nothing
         (the run that built it showed the whole model's)."""
         started = time.perf_counter()
-        if self.version is None:
-            raise ValueError(f"{model_name}: only a run building a version can keep a model from the previous one")
         self.version.keep(self.layer, model_name)
         stored_df = self.version.read(self.layer, model_name)
         stored_df.createOrReplaceTempView(model_name)
@@ -204,14 +188,14 @@ class Stage:
         declared = registry.model(model_name)
         if not declared.is_kept_when_unchanged:
             raise ValueError(f"{model_name} is not declared is_kept_when_unchanged in the registry")
-        if self.version is not None and self._is_unchanged(registry.STAGED_TABLES[model_name], model_name):
+        if self._is_unchanged(registry.STAGED_TABLES[model_name], model_name):
             return self.keep(model_name, profile=profile)
         return self.build(model_name, profile=profile)
 
     def _is_unchanged(self, table_name: str, model_name: str) -> bool:
         """No accepted row in the checked model (none to look at when it wrote no row, the usual day for accounts
         and SKUs) and no key withdrawn; never in a full run."""
-        if self.version is None or self.version.base is None:
+        if self.version.base is None:
             return False
         checked = f"{model_name}_checked"
         checked_rows = next((run.rows for run in reversed(self.runs) if run.model_name == checked), None)

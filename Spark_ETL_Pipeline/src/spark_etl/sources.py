@@ -48,7 +48,7 @@ def begin_staging(
         read_observations = extract.register_extracts(spark, filesystem.qualify(extracts_dir), encoding)
     load.check_warehouse(spark, warehouse)
     run_version = Warehouse.open(warehouse, spark).begin(version, incremental)
-    stage = models.Stage(spark, "staging", warehouse, run_version)
+    stage = models.Stage(spark, "staging", run_version)
     stage.use_base("stg_accounts", "stg_skus", "stg_invoices")  # the previous version; empty in a full run
     source_changes = None
     if jdbc_url:
