@@ -2,18 +2,9 @@
 and the accounts whose daily counts it recomputes.
 
 Staging keeps the invoices and accounts the delta changes (INVOICE_CHANGES, ACCOUNT_CHANGES) in the run's version,
-a few rows read by the later stages. From them:
-- invoices (stg_invoices): the months where a changed invoice was and is (a payment rewrites its own month);
-- lines (stg_invoice_line_items): the months of invoices that get delta lines, that move or that the database
-  withdrew, and of lines naming a SKU that appeared or disappeared (`is_known_sku` is judged against today's SKUs);
-- totals (int_invoice_totals): those, the months of new invoices and of lines naming a repriced SKU;
-- daily counts (int_account_daily_invoices): the accounts whose (account, day) counts changed (a new, moved,
-  re-assigned or withdrawn invoice), recomputed from their whole history, in every month from the earliest
-  changed day on (a day's windows depend only on the days before it);
-- features (fct_invoice_features): the months of every changed invoice (a payment too), of a changed account's
-  invoices, those rewritten above, and those whose is_late a move of as_of can flip.
-Every other month's stored rows are exactly what a full run would compute again, so the run's version takes them
-from the previous version.
+a few rows read by the later stages; from them each function answers one model's question. The rules, model by
+model, and why every other month's stored rows are what a full run would compute again, are told once, in
+docs/design.md ("What is recomputed, and why it equals a full run").
 
 Each function answers None in a full run (there is no previous version: everything is computed) and otherwise
 sorted months or a count: a handful of short values, the only ones brought to the driver.
