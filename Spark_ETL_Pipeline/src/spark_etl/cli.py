@@ -1,4 +1,5 @@
-"""The entry script's options and main(): run the stage notebooks in order, then publish the run's files."""
+"""The entry script's main(): a run's lifecycle. The lock, the stage notebooks in order in one kernel, the
+commit, the serving table's swap, then publishing; --rollback; a failure's one line and exit status."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn, TextIO
+from typing import Any
 
 import pyspark
 
@@ -33,117 +33,16 @@ from spark_etl import (  # noqa: E402
     runner,
     stage_metrics,
 )
-from spark_etl.models import parse_as_of  # noqa: E402
+from spark_etl.console import Console, RunFailedError, Termination  # noqa: E402
+from spark_etl.options import DEFAULT_MASTER, check_before_spark, parse_options, spark_conf  # noqa: E402
 from spark_etl.run_files import RunPaths  # noqa: E402
-from spark_etl.session import SECRET_CONF_ENV, redact_text, redacted_settings, secret_settings  # noqa: E402
-from spark_etl.warehouse import DEFAULT_KEEP_VERSIONS, Warehouse  # noqa: E402
+from spark_etl.session import SECRET_CONF_ENV, redacted_settings, secret_settings  # noqa: E402
+from spark_etl.warehouse import Warehouse  # noqa: E402
 from spark_etl.warehouse_lock import LockFolderError  # noqa: E402
 
 EXIT_FAILED = failures.EXIT_FAILED
 EXIT_BAD_INPUT = failures.EXIT_BAD_INPUT
 EXIT_LOCKED = failures.EXIT_BUSY  # another run holds the warehouse or the output folder; this one changed nothing
-DEFAULT_MASTER = "local[*]"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad options are one line too, like every other failure (the usage is in --help)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
-
-
-def parse_options(argv: list[str] | None) -> argparse.Namespace:
-    parser = OneLineParser(
-        prog="python Spark_ETL_Pipeline/src/Spark_ETL_Pipeline.py",
-        description=(
-            "Build the late-payment feature table (one row per invoice) from the accounts, skus, invoices "
-            "and invoice_line_items CSV extracts, by running the staging, intermediate and marts notebooks."
-        ),
-    )
-    parser.add_argument(
-        "--extracts", metavar="DIR", help="folder of the four CSV extracts (default: data_extracts, unless --jdbc-url)"
-    )
-    parser.add_argument(
-        "--output",
-        default="data_outputs/pipeline_output.csv",
-        metavar="FILE",
-        help="feature CSV (default: data_outputs/pipeline_output.csv); run_summary.json, rejects.csv, the executed "
-        "notebooks, reports and run.log go in its folder",
-    )
-    parser.add_argument(
-        "--warehouse",
-        metavar="DIR",
-        help="Parquet warehouse of the staged models (default: warehouse/ beside --output)",
-    )
-    parser.add_argument(
-        "--as-of",
-        metavar="YYYY-MM-DD",
-        help="date unpaid invoices are judged at (default: the latest issue or payment date in the data)",
-    )
-    parser.add_argument(
-        "--encoding",
-        metavar="NAME",
-        help="the extracts' character encoding, e.g. ISO-8859-1 (default: UTF-8, and a file that is not valid "
-        "UTF-8 stops the run naming its first bad line)",
-    )
-    parser.add_argument("--master", default=DEFAULT_MASTER, metavar="URL", help="Spark master (default: local[*])")
-    parser.add_argument(
-        "--conf",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a Spark setting for every stage's session, e.g. --conf spark.driver.memory=4g (repeatable)",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="print nothing but errors, one line each (the detail is in run.log)"
-    )
-    parser.add_argument(
-        "--separate-jvms",
-        action="store_true",
-        help="run each notebook in its own kernel and Spark JVM instead of sharing one (slower; for comparison)",
-    )
-    parser.add_argument(
-        "--incremental",
-        action="store_true",
-        help="the extracts hold only rows new or changed since the last run: merge them into the warehouse's "
-        "current version (which a full run must have published) and recompute only what they change; with "
-        "--jdbc-url, the database is compared with what the last run from it read, deletions included",
-    )
-    parser.add_argument(
-        "--keep-versions",
-        type=int,
-        default=DEFAULT_KEEP_VERSIONS,
-        metavar="N",
-        help=f"warehouse versions kept for --rollback (default: {DEFAULT_KEEP_VERSIONS})",
-    )
-    parser.add_argument(
-        "--rollback",
-        action="store_true",
-        help="make the previous warehouse version current again and re-publish its CSVs and summary; runs no stage",
-    )
-    jdbc_options.add_options(parser)
-    options = parser.parse_args(argv)
-    if options.keep_versions < 1:
-        parser.error("--keep-versions must be 1 or more")
-    if options.rollback and options.incremental:
-        parser.error("--rollback runs no stage: it cannot be --incremental")
-    try:
-        parse_as_of(options.as_of)
-    except ValueError as error:
-        parser.error(str(error))
-    jdbc_options.check_options(parser, options)
-    if not filesystem.is_plain_path(options.output):
-        parser.error("--output must be a local file (--warehouse may be any Hadoop URI)")
-    for setting in options.conf:
-        if "=" not in setting or not setting.split("=", 1)[0].strip():
-            parser.error(f"--conf: {setting!r} is not KEY=VALUE")
-    return options
-
-
-def spark_conf(options: argparse.Namespace) -> dict[str, str]:
-    conf = dict(setting.split("=", 1) for setting in options.conf)
-    conf.setdefault("spark.master", options.master)
-    return jdbc_options.add_driver_jar(conf, options)
 
 
 def driver_jit(options: argparse.Namespace, warehouse: Warehouse | None) -> str:
@@ -206,69 +105,6 @@ def run_summary(
             "python": platform.python_version(),
         },
     }
-
-
-class Console:
-    """The run's own lines: on the terminal (errors always, the rest unless --quiet) and in the run's log, with
-    every secret value redacted."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.terminal: TextIO = sys.stderr
-        self.secret_values: list[str] = []
-        self.secret_settings: dict[str, str] = {}  # the Spark settings among them, for the kernels
-
-    def line(self, text: str, is_error: bool = False) -> None:
-        text = redact_text(text, self.secret_values)
-        if is_error or not self.quiet:
-            print(text, file=self.terminal, flush=True)
-        if self.terminal is not sys.stderr:  # stderr is the run's log while the run runs
-            self.detail(text + "\n")
-
-    def detail(self, text: str) -> None:
-        """Into the run's log only; a log that cannot be written (a full disk) must not hide the run's error."""
-        with contextlib.suppress(OSError):
-            sys.stderr.write(redact_text(text, self.secret_values))
-            sys.stderr.flush()
-
-
-class RunFailedError(failures.RunError):
-    """A run that cannot go on: one line for the terminal, and the exit status its cause's type gave."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class Termination:
-    """SIGTERM (a scheduler cancelling the run) interrupts the running cell, so the executed notebook shows where
-    the run stopped; outside a cell it stops the run at once. Either way the run's files are kept as a failed
-    run's."""
-
-    def __init__(self) -> None:
-        self.signal_number: int | None = None
-        self.kernel: runner.SharedKernel | None = None
-
-    def install(self) -> Any:
-        """Handle SIGTERM from now on; returns the handler it replaces."""
-        return signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signal_number: int, frame: FrameType | None) -> None:
-        self.signal_number = signal_number
-        if self.kernel is not None and self.kernel.manager.has_kernel:
-            self.kernel.manager.interrupt_kernel()
-        else:
-            raise SystemExit(128 + signal_number)
-
-    def check(self) -> None:
-        """Stop between stages once a signal came while no cell was running."""
-        if self.signal_number is not None:
-            raise SystemExit(128 + self.signal_number)
-
-    def failure(self, where: str) -> RunFailedError:
-        assert self.signal_number is not None
-        name = signal.Signals(self.signal_number).name
-        return RunFailedError(f"stopped by {name}{where}", 128 + self.signal_number)
 
 
 def run_paths(options: argparse.Namespace) -> RunPaths:
@@ -556,19 +392,6 @@ def prepare_output_dir(paths: RunPaths) -> None:
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
         raise RunFailedError(f"cannot write the output at {paths.output_dir}: {reason}", EXIT_BAD_INPUT) from None
-
-
-def check_before_spark(options: argparse.Namespace) -> None:
-    """What is known wrong before any JVM or kernel starts, and before any file is made: a typo in a local
-    --extracts stops the run here, in a second, not in the staging notebook with a failed run's files to clean up.
-    Whatever needs Spark to tell (a file's header, a remote folder) the staging notebook checks."""
-    if options.rollback or options.source_is_jdbc:
-        return
-    folder = filesystem.local_folder(options.extracts)
-    if folder is not None and not folder.is_dir():
-        # "folder not found": the staging notebook's words for a missing remote folder (extract.register_extracts)
-        what = "folder not found" if not folder.exists() else "not a folder"
-        raise RunFailedError(f"{filesystem.qualify(options.extracts)}: {what}", EXIT_BAD_INPUT)
 
 
 def main(argv: list[str] | None = None, kernel: runner.SharedKernel | None = None) -> int:
