@@ -29,9 +29,9 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(PY) -m mypy
 
-## unit: the fast tests only (no papermill runs)
+## unit: the fast tests only, no whole runs (tests/unit and tests/models; tests/e2e has the runs)
 unit: $(INSTALLED)
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest tests/unit tests/models
 
 ## extracts: regenerate the bundled extracts from the seeded generator (a development tool in tools/)
 extracts: $(INSTALLED)

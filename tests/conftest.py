@@ -1,6 +1,7 @@
 """The suite's fixtures, one per shared resource or data set: one local SparkSession and one stage kernel for the
 whole suite (Spark start-up costs seconds, so it is paid once), the PostgreSQL server, the real extracts and the one
-run over them, and the generated extracts. Helpers are in the `support` package."""
+run over them, the generated extracts, and the processes a test starts to contend for a warehouse's lock. Helpers
+are in the `support` package."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 from support.pipeline import REAL_EXTRACTS_DIR, FinishedRun, run_pipeline
+from support.warehouse_locks import Contender
 
 import pg_server
 from extracts_generator import generate
@@ -101,3 +103,14 @@ def generated_extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("generated_extracts")
     generate(folder, seed=7, scale=0.04, unpaid_rate=0.2, bad_rows=24)
     return folder
+
+
+@pytest.fixture
+def contenders() -> Iterator[list[Contender]]:
+    """The lock contenders a test starts (support.warehouse_locks.take); any still running at its end is killed."""
+    started: list[Contender] = []
+    yield started
+    for contender in started:
+        if contender.process.poll() is None:
+            contender.process.kill()
+            contender.process.wait()

@@ -1,11 +1,10 @@
 """PostgreSQL as source and destination, against a real server (tests/pg_server.py): the snapshot extract, the
-atomic and idempotent load, the load lock, a killed load, and the entry script end to end."""
+atomic and idempotent load, the load lock, a killed load, a load whose task was retried, and the entry script's
+one-line error when the driver is missing."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,41 +12,23 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
-from support.contract_compare import assert_run_matches_reference
 from support.pg_tables import (
     SERVER_PASSWORD,
     copy_extracts,
     create_database,
     create_tables,
-    csv_as_table_rows,
     database,
     run_with_password,
-    serving_rows,
-    start_with_password,
-    well_formed_copy,
 )
-from support.pipeline import PROJECT_DIR, finish, run_in_kernel
+from support.pipeline import PROJECT_DIR
 from support.spark_views import run_view
 
 import pg_server
-import reference_contract
-from spark_etl import extract, jdbc, load, run_files, runner, serving
-from spark_etl.warehouse import Warehouse
-
-
-@pytest.fixture(scope="module")
-def real_database(postgres: pg_server.PostgresServer, real_extracts_dir: Path) -> str:
-    """The real extracts (multi-line addresses) in typed production tables."""
-    url = create_database(postgres, "real_extracts")
-    create_tables(postgres, "real_extracts", "public", typed=True)
-    copy_extracts(postgres, "real_extracts", "public", real_extracts_dir)
-    return url
-
+from spark_etl import extract, jdbc, load, serving
 
 # ---------------------------------------------------------------------------------------------------------------
 # extract: one snapshot while a writer commits
@@ -367,176 +348,7 @@ def test_a_killed_load_leaves_the_table_and_the_next_load_cleans_up(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the entry script end to end: extract from PostgreSQL, load back into it
-
-
-def assert_password_nowhere(folder: Path, result: subprocess.CompletedProcess[str], at_least: int = 20) -> None:
-    """Not in any file the run wrote (notebooks, reports, summary, CSVs, warehouse), nor in its output."""
-    written = [path for path in folder.rglob("*") if path.is_file()]
-    assert len(written) >= at_least
-    holding = [str(path) for path in written if SERVER_PASSWORD.encode() in path.read_bytes()]
-    assert holding == []
-    assert SERVER_PASSWORD not in result.stdout + result.stderr
-
-
-@pytest.mark.e2e
-def test_real_extracts_from_postgres_match_the_csv_contract_and_load_the_table(
-    spark: SparkSession, real_database: str, real_extracts_dir: Path, tmp_path: Path
-) -> None:
-    output = tmp_path / "out" / "pipeline_output.csv"
-    result = run_with_password(
-        "--jdbc-url", real_database, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-partitions", "3",
-        "--load-jdbc-table", "features", "--output", str(output),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    expected = reference_contract.compute(real_extracts_dir)
-    assert len(expected.rows) == 9685
-    assert_run_matches_reference(output.parent, "pipeline_output.csv", expected)
-    assert serving_rows(spark, real_database, "features") == csv_as_table_rows(output)
-    summary = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
-    assert summary["source"] == {"kind": "jdbc", "url": real_database, "schema": "public"}
-    assert summary["loaded_table"] == {"table": "features", "rows": 9685, "url": real_database}
-    index = (output.parent / "reports" / "index.html").read_text(encoding="utf-8")
-    assert f"source <code>{real_database}</code> schema <code>public</code>" in index
-    assert "loaded table <code>features</code>" in index and "<b>9685</b> rows" in index
-    assert sorted(p.name for p in (output.parent / "warehouse" / "extract").iterdir()) == [
-        "raw_accounts", "raw_invoice_line_items", "raw_invoices", "raw_skus",
-    ]  # fmt: skip
-    assert_password_nowhere(output.parent, result)
-
-
-@pytest.mark.e2e
-def test_the_serving_table_takes_a_version_once_it_is_committed_and_the_next_run_makes_a_missed_swap(
-    spark: SparkSession,
-    postgres: pg_server.PostgresServer,
-    small_extracts: Path,
-    stage_kernel: runner.SharedKernel,
-    tmp_path: Path,
-) -> None:
-    """The table's comment names the version run_summary.json names. A run killed after its commit and before
-    its swap leaves the table on the previous version; the next run swaps the current version in before its
-    stages (even one that then fails), as it publishes the CSV again, so the two name the same version."""
-    url = create_database(postgres, "swap")
-    postgres.psql("create schema serving", "swap")
-    output = tmp_path / "out" / "features.csv"
-    loading = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--load-jdbc-table", "serving.features")
-    common = (*loading, "--output", str(output))
-    password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: SERVER_PASSWORD}
-
-    def published_version() -> str:
-        return str(json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))["version"])
-
-    def table_version() -> tuple[str, int] | None:
-        connection = jdbc.connect(spark, database(url))
-        try:
-            return serving.table_version(connection, "serving.features")
-        finally:
-            connection.close()
-
-    first = run_in_kernel(stage_kernel, "--extracts", str(small_extracts), *common, env=password)
-    assert first.returncode == 0, first.stderr
-    first_version = published_version()
-    rows = len(csv_as_table_rows(output))
-    assert table_version() == (first_version, rows)
-    assert serving_rows(spark, url, "serving.features") == csv_as_table_rows(output)
-
-    killed = run_with_password("--extracts", str(small_extracts), *common, env={run_files.FAULT_AT_ENV: "swap"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    pointer = Warehouse.open(str(output.parent / "warehouse")).pointer()
-    assert pointer is not None and pointer.version != first_version  # committed ...
-    assert table_version() == (first_version, rows)  # ... and not swapped in
-    assert published_version() == first_version
-
-    bad_extracts = tmp_path / "bad_extracts"  # the next run stops in staging: an extract without its header
-    shutil.copytree(small_extracts, bad_extracts)
-    (bad_extracts / "skus.csv").write_text("", encoding="utf-8")
-    failed = run_in_kernel(stage_kernel, "--extracts", str(bad_extracts), *common, env=password)
-    assert failed.returncode == 2, failed.stderr
-    assert f"re-published version {pointer.version}" in failed.stderr
-    assert published_version() == pointer.version
-    assert table_version() == (pointer.version, rows)
-    assert serving_rows(spark, url, "serving.features") == csv_as_table_rows(output)
-
-
-@pytest.mark.e2e
-def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothing(
-    spark: SparkSession, postgres: pg_server.PostgresServer, tmp_path: Path
-) -> None:
-    """The bundled extracts with their bad rows, in text-typed tables: features and rejects as the CSV path
-    gives them for the same records; then a wrong password, an unreachable server and a missing table each stop
-    a run with one line and status 2, publishing nothing and leaving the serving table as it was."""
-    extracts = well_formed_copy(PROJECT_DIR / "data_extracts", tmp_path / "extracts")
-    url = create_database(postgres, "bundled")
-    create_tables(postgres, "bundled", "raw", typed=False)
-    copy_extracts(postgres, "bundled", "raw", extracts)
-    postgres.psql("create schema serving", "bundled")
-    output = tmp_path / "out" / "features.csv"
-    jdbc_args = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
-    load_args = ("--load-jdbc-table", "serving.features")
-    result = run_with_password(*jdbc_args, *load_args, "--output", str(output), "--as-of", "2021-07-01", "--quiet")
-    assert result.returncode == 0, result.stderr
-    expected = reference_contract.compute(extracts, as_of=date(2021, 7, 1))
-    assert len(expected.rejects) >= 8  # every kind of bad value but the malformed record
-    assert_run_matches_reference(output.parent, "features.csv", expected)
-    csv_output = tmp_path / "csv_out" / "features.csv"
-    # the CSV path, loading its features into the same database (--extracts with --load-jdbc-table)
-    csv_run = run_with_password(
-        "--extracts", str(extracts), "--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER,
-        "--load-jdbc-table", "serving.features_from_csv", "--output", str(csv_output), "--as-of", "2021-07-01",
-        "--quiet",
-    )  # fmt: skip
-    assert csv_run.returncode == 0, csv_run.stderr
-    assert serving_rows(spark, url, "serving.features_from_csv") == csv_as_table_rows(csv_output)
-    for name in ("features.csv", "rejects.csv"):  # the CSV path's files, byte for byte
-        assert (output.parent / name).read_bytes() == (csv_output.parent / name).read_bytes(), name
-    jdbc_summary, csv_summary = (
-        json.loads((folder / "run_summary.json").read_text(encoding="utf-8"))
-        for folder in (output.parent, csv_output.parent)
-    )
-    for key in ("tables", "rejects", "output_rows", "invoices_with_unknown_account", "invoices_with_unknown_sku"):
-        assert jdbc_summary[key] == csv_summary[key], key
-    assert (csv_summary["source"]["kind"], csv_summary["loaded_table"]["table"]) == ("csv", "serving.features_from_csv")
-    loaded = serving_rows(spark, url, "serving.features")
-    assert loaded == csv_as_table_rows(output)
-    assert_password_nowhere(output.parent, result)
-    loaded_at = postgres.psql("select min(loaded_at), count(*) from serving.features", "bundled")
-
-    # three runs that each fail on their own, independent of one another: started together
-    started = {
-        "wrong password": (
-            start_with_password(
-                *jdbc_args, *load_args, "--output", str(tmp_path / "f1" / "o.csv"), password="wrong-pw-1"
-            ),
-            f'cannot connect to {url} as postgres: FATAL: password authentication failed for user "postgres"',
-        ),
-        "unreachable": (
-            start_with_password(
-                *("--jdbc-url", f"jdbc:postgresql://127.0.0.1:{pg_server.free_port()}/bundled"),
-                *("--jdbc-user", "postgres", *load_args, "--output", str(tmp_path / "f2" / "o.csv")),
-            ),
-            "Connection to 127.0.0.1:",
-        ),
-        "missing table": (
-            start_with_password(
-                "--jdbc-url", url, "--jdbc-user", "postgres", *load_args, "--output", str(tmp_path / "f3" / "o.csv")
-            ),
-            f"{url} schema public: table public.accounts not found",
-        ),
-    }
-    failures = {case: (finish(process), message) for case, (process, message) in started.items()}
-    for case, (failed, message) in failures.items():
-        assert failed.returncode == 2, (case, failed.stderr)
-        error_lines = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
-        assert len(error_lines) == 1, (case, failed.stderr)
-        assert message in error_lines[0] and "01_staging.ipynb, cell" in error_lines[0], case
-        assert SERVER_PASSWORD not in failed.stderr
-    for folder, (failed, _) in zip(("f1", "f2", "f3"), failures.values(), strict=True):
-        # the failed run's notebook, reports and log are kept under failed_runs/; no warehouse: the run made it
-        # (for its lock) and wrote nothing there, so it was removed with the lock
-        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == ["_run.lock", "failed_runs"]
-        assert_password_nowhere(tmp_path / folder, failed, at_least=3)  # the failed notebook and its reports
-    assert postgres.psql("select min(loaded_at), count(*) from serving.features", "bundled") == loaded_at
-    assert serving_rows(spark, url, "serving.features") == loaded
+# the entry script without the driver; a load whose task was retried
 
 
 def test_a_missing_driver_is_one_line_saying_how_to_install_it(tmp_path: Path) -> None:

@@ -1,11 +1,9 @@
 """Incremental runs from PostgreSQL (spark_etl/source_state.py): the database compared with the source state the
 previous version stored, by row hashes PostgreSQL computes; deletions and rows changed into rejected ones withdraw
-the stored rows; and, end to end, daily incremental runs that equal full runs over the same database."""
+the stored rows."""
 
 from __future__ import annotations
 
-import csv
-import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,15 +12,10 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from support.pg_tables import (
-    copy_extracts,
     create_database,
     create_tables,
-    csv_as_table_rows,
     database,
-    serving_rows,
-    well_formed_copy,
 )
-from support.pipeline import PROJECT_DIR, run_in_kernel
 from support.spark_views import (
     begin_version,
     collect_sorted,
@@ -34,7 +27,7 @@ from support.spark_views import (
 )
 
 import pg_server
-from spark_etl import increments, jdbc, load, registry, runner, source_state, versions
+from spark_etl import increments, jdbc, load, registry, source_state, versions
 
 # ---------------------------------------------------------------------------------------------------------------
 # the source state: groups, hashes, comparison
@@ -277,173 +270,3 @@ def test_the_months_of_deleted_invoices_and_withdrawn_lines_are_rewritten(spark:
         run_view(session, "staging", "stg_invoice_line_items")
         assert increments.line_months(session, is_incremental=True) == line_months
         assert increments.total_months(session, True, line_months) == total_months
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# end to end: daily incremental runs from the database equal full runs over it
-
-SKU_REPRICED, SKU_SPOILED, SKU_DELETED = "0-05-406537-2", "1-152-45783-7", "0-570-13308-4"
-# Each day's changes, made in the source tables (text-typed, holding the bundled extracts with their bad rows).
-DAY_1 = f"""
--- the day's business: two new invoices with their lines (one line with quantity 0, a bad row), a payment
-insert into raw.invoices values ('9801', '5', '2021-07-12', null), ('9802', '6', '2021-07-13', null);
-insert into raw.invoice_line_items values ('9801', '0-87255-068-0', '2'), ('9801', '0-15-471857-2', '1'),
-    ('9801', '0-15-471857-2', '0'), ('9802', '1-4089-8559-4', '3');
-update raw.invoices set payment_dates = '2021-07-13' where invoice_id = '114';
--- a bad invoice (not a date) with two lines, which name no usable invoice
-insert into raw.invoices values ('9803', '11', 'not-a-date', null);
-insert into raw.invoice_line_items values ('9803', '0-87255-068-0', '1'), ('9803', '1-4089-8559-4', '2');
--- a changed price, and a SKU whose price turns bad (the key goes, as a full run would reject it)
-update raw.skus set item_retail_price = '99.99' where item_id = '{SKU_REPRICED}';
-update raw.skus set item_retail_price = 'n/a' where item_id = '{SKU_SPOILED}';
--- a changed joining date, and a conflicting copy of account 10 (both copies are rejected)
-update raw.accounts set joining_date = '2016-01-01' where account_id = '7';
-insert into raw.accounts select account_id, 'Other Co', company_address, contact_person, contact_phone, gender,
-    joining_date from raw.accounts where account_id = '10';
--- an invoice moved to another account; changed lines of an old invoice
-update raw.invoices set account_id = '8' where invoice_id = '100';
-delete from raw.invoice_line_items where invoice_id = '200' and item_id = '1-5366-9060-0';
-insert into raw.invoice_line_items values ('200', '0-87255-068-0', '5');
--- deletions: an invoice with its lines, an invoice without them (its lines stay, naming no invoice), an
--- account, and all the lines of invoice 400
-delete from raw.invoices where invoice_id in ('300', '500');
-delete from raw.invoice_line_items where invoice_id = '300';
-delete from raw.accounts where account_id = '9';
-delete from raw.invoice_line_items where invoice_id = '400'
-"""
-DAY_2 = f"""
--- the bad invoice is mended: it and its unchanged lines (rejected yesterday) come in
-update raw.invoices set date_issued = '2021-07-14' where invoice_id = '9803';
-update raw.skus set item_retail_price = '10.00' where item_id = '{SKU_SPOILED}';
--- a back-dated invoice with its lines, a payment
-insert into raw.invoices values ('9804', '5', '2020-03-15', '2020-04-01');
-insert into raw.invoice_line_items values ('9804', '0-87255-068-0', '1'), ('9804', '0-15-471857-2', '4');
-update raw.invoices set payment_dates = '2021-07-14' where invoice_id = '152';
--- account 10's conflicting copy is gone: the account is usable again; a SKU still on lines is deleted
-delete from raw.accounts where account_id = '10' and company_name = 'Other Co';
-delete from raw.skus where item_id = '{SKU_DELETED}';
--- invoice 400 has a line again
-insert into raw.invoice_line_items values ('400', '1-4089-8559-4', '2')
-"""
-
-
-def changes(added: int = 0, changed: int = 0, deleted: int = 0, redelivered: int = 0) -> dict[str, int]:
-    return {"added": added, "changed": changed, "deleted": deleted, "redelivered": redelivered}
-
-
-# per day: its changes, the delta's rows per table, the groups compared, the rejects (table/reason: rows)
-DAYS: list[tuple[str, dict[str, int], dict[str, dict[str, int]], dict[str, int]]] = [
-    (
-        DAY_1,
-        {"accounts": 3, "skus": 2, "invoices": 5, "invoice_line_items": 12},
-        {
-            "accounts": changes(changed=2, deleted=1),
-            "skus": changes(changed=2),
-            "invoices": changes(added=3, changed=2, deleted=2),
-            "invoice_line_items": changes(added=3, changed=1, deleted=2),
-        },
-        {
-            "accounts/duplicate_conflict": 2,
-            "skus/invalid_value": 1,
-            "invoices/invalid_value": 1,
-            "invoice_line_items/invalid_value": 1,
-            "invoice_line_items/unknown_invoice": 2,
-        },
-    ),
-    (
-        DAY_2,
-        {"accounts": 1, "skus": 1, "invoices": 3, "invoice_line_items": 5},
-        {
-            "accounts": changes(changed=1),
-            "skus": changes(changed=1, deleted=1),
-            "invoices": changes(added=1, changed=2),
-            "invoice_line_items": changes(added=2, redelivered=1),
-        },
-        {},
-    ),
-    (
-        "",  # nothing changed
-        {"accounts": 0, "skus": 0, "invoices": 0, "invoice_line_items": 0},
-        {table: changes() for table in ("accounts", "skus", "invoices", "invoice_line_items")},
-        {},
-    ),
-]
-
-
-def run_from(kernel: runner.SharedKernel, url: str, output: Path, *options: str) -> dict[str, Any]:
-    """One run from the database's raw schema, in the session's kernel; its summary."""
-    jdbc_options = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
-    password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: pg_server.SUPERUSER_PASSWORD}
-    result = run_in_kernel(kernel, *jdbc_options, "--output", str(output), "--quiet", *options, env=password)
-    assert result.returncode == 0, result.stderr
-    summary: dict[str, Any] = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
-    return summary
-
-
-def features(path: Path) -> dict[int, tuple[object, ...]]:
-    return {int(str(row[0])): row for row in csv_as_table_rows(path)}
-
-
-def rejects(path: Path) -> list[tuple[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return sorted((row["table_name"], row["reject_reason"]) for row in csv.DictReader(handle))
-
-
-@pytest.mark.e2e
-def test_daily_incremental_runs_from_postgres_equal_full_runs_over_the_same_database(
-    spark: SparkSession, postgres: pg_server.PostgresServer, stage_kernel: runner.SharedKernel, tmp_path: Path
-) -> None:
-    """A full run from the database, then three days, each an incremental run into the same warehouse that loads
-    the serving table: its feature CSV equals, byte for byte, a full run's over the database as it is that day
-    (into a warehouse of its own), the serving table holds the CSV's rows, the delta is exactly what changed,
-    and the rejects are the delta's bad rows. The third day nothing changed: a delta of no rows, the same CSV."""
-    extracts = well_formed_copy(PROJECT_DIR / "data_extracts", tmp_path / "extracts")
-    url = create_database(postgres, "daily")
-    create_tables(postgres, "daily", "raw", typed=False)
-    copy_extracts(postgres, "daily", "raw", extracts)
-    postgres.psql("create schema serving", "daily")
-    daily = tmp_path / "daily" / "features.csv"
-    load_table = ("--load-jdbc-table", "serving.features")
-    first = run_from(stage_kernel, url, daily, *load_table)
-    assert (first["mode"], first["source_changes"]) == ("full", None)
-    before = features(daily)
-    assert before[400][2:4] == ("184956.53", 15)  # invoice 400: five lines, 15 items
-    assert {row[4] is None for row in before.values() if row[1] in (9, 10)} == {False}  # its accounts' ages
-
-    previous_csv = daily.read_bytes()
-    for day, (statements, delta_rows, source_changes, day_rejects) in enumerate(DAYS, start=1):
-        if statements:
-            postgres.psql(statements, "daily")
-        summary = run_from(stage_kernel, url, daily, "--incremental", *load_table)
-        full_csv = tmp_path / f"full_{day}" / "features.csv"
-        if statements:  # the oracle: a full run over the database as it is now, in the session's kernel
-            jdbc_options = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
-            password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: pg_server.SUPERUSER_PASSWORD}
-            oracle = run_in_kernel(stage_kernel, *jdbc_options, "--output", str(full_csv), env=password)
-            assert oracle.returncode == 0, oracle.stderr
-            assert daily.read_bytes() == full_csv.read_bytes(), f"day {day}"
-        else:
-            assert daily.read_bytes() == previous_csv
-        assert serving_rows(spark, url, "serving.features") == csv_as_table_rows(daily), f"day {day}"
-        assert summary["mode"] == "incremental"
-        assert summary["delta_rows"] == delta_rows, f"day {day}"
-        assert summary["source_changes"] == source_changes, f"day {day}"
-        assert summary["rejects"] == day_rejects, f"day {day}"
-        expected_rejects = sorted(
-            (table, reason)
-            for key, rows in day_rejects.items()
-            for table, reason in [key.split("/")]
-            for _ in range(rows)
-        )
-        assert rejects(daily.parent / "rejects.csv") == expected_rejects, f"day {day}"
-        previous_csv = daily.read_bytes()
-        if day == 1:
-            after = features(daily)
-            assert 300 not in after and 500 not in after and 9803 not in after  # deleted, deleted, rejected
-            assert after[400][2:4] == ("0.00", 0)  # its lines were deleted
-            assert after[100][1] == 8  # moved to account 8
-            assert {row[4] for row in after.values() if row[1] in (9, 10)} == {None}  # accounts gone: age unknown
-        if day == 2:
-            after = features(daily)
-            assert after[9803][2:4] == ("37762.51", 3)  # its lines, rejected yesterday, delivered again
-            assert after[400][2:4] == ("10892.80", 2)

@@ -15,6 +15,12 @@ def read_csv(path: Path) -> list[tuple[str, ...]]:
         return [tuple(row) for row in csv.reader(handle)]
 
 
+def read_rows(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        return next(reader), [tuple(row) for row in reader]
+
+
 def loose_record(source_record: str) -> str:
     """Canonical JSON; a malformed record's raw text is compared without its quote characters, because the
     reference re-joins the parsed fields while Spark keeps the text as it stood in the file."""

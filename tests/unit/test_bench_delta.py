@@ -3,26 +3,16 @@ extracts is the full run over the merged data that the incremental row is compar
 
 from __future__ import annotations
 
-import csv
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
+from support.contract_compare import read_rows
 
-import reference_contract
 from bench_delta import cached_split, new_issue_dates, paid_quota, split
 from extracts_generator import generate
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BENCH = PROJECT_DIR / "benchmarks" / "bench.py"
-
-
-def read_rows(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        return next(reader), [tuple(row) for row in reader]
 
 
 def test_new_dates_come_closest_to_the_share_in_whole_days() -> None:
@@ -83,26 +73,3 @@ def test_the_split_is_made_once(tmp_path: Path) -> None:
     made = marker.stat().st_mtime_ns
     assert cached_split(generated) == first
     assert marker.stat().st_mtime_ns == made
-
-
-@pytest.mark.e2e
-def test_the_contract_job_alone_gives_the_reference_features(tmp_path: Path, real_extracts_dir: Path) -> None:
-    """(d), the contract's models as views in one session, must still run on their own: every input a full run
-    registers (the stored_ and withdrawn_ views included) has to be registered by the job too."""
-    output = tmp_path / "contract_output.csv"
-    subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_DIR / "benchmarks" / "bench.py"),
-            "--contract",
-            str(real_extracts_dir),
-            str(output),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=PROJECT_DIR,
-        timeout=600,
-    )
-    expected = reference_contract.compute(real_extracts_dir)
-    header, rows = read_rows(output)
-    assert (tuple(header), rows) == (expected.header, expected.rows)

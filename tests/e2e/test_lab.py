@@ -27,6 +27,8 @@ from tornado.websocket import websocket_connect
 
 from spark_etl.ports import free_port
 
+pytestmark = pytest.mark.e2e
+
 HOST = "127.0.0.1"
 START_SECONDS = 60.0
 KERNEL_SECONDS = 60.0
@@ -152,7 +154,6 @@ def wait_gone(pid: int, seconds: float) -> bool:
     return True
 
 
-@pytest.mark.e2e
 def test_lab_serves_the_notebooks_with_a_kernel_of_this_environment(tmp_path: Path) -> None:
     log = tmp_path / "lab.log"
     kernel_pid: int | None = None

@@ -1,0 +1,37 @@
+"""The benchmark's contract job (bench.py --contract) on its own over the real extracts: the reference features."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.contract_compare import read_rows
+from support.pipeline import PROJECT_DIR
+
+import reference_contract
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_contract_job_alone_gives_the_reference_features(tmp_path: Path, real_extracts_dir: Path) -> None:
+    """(d), the contract's models as views in one session, must still run on their own: every input a full run
+    registers (the stored_ and withdrawn_ views included) has to be registered by the job too."""
+    output = tmp_path / "contract_output.csv"
+    subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_DIR / "benchmarks" / "bench.py"),
+            "--contract",
+            str(real_extracts_dir),
+            str(output),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=PROJECT_DIR,
+        timeout=600,
+    )
+    expected = reference_contract.compute(real_extracts_dir)
+    header, rows = read_rows(output)
+    assert (tuple(header), rows) == (expected.header, expected.rows)
