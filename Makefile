@@ -37,9 +37,9 @@ unit: $(INSTALLED)
 extracts: $(INSTALLED)
 	PYTHONPATH=tools $(PY) -m extracts_generator --out data_extracts --seed 42 --bad-rows 30 --unpaid-rate 0.02
 
-## docs: regenerate docs/models.md's lineage and model table from spark_etl/registry.py
+## docs: regenerate docs/models.md's lineage and model table from spark_etl/modelling/registry.py
 docs: $(INSTALLED)
-	$(PY) -m spark_etl.registry --doc docs/models.md
+	$(PY) -m spark_etl.modelling.registry --doc docs/models.md
 
 ## bench: pipeline vs a bare Spark read and DuckDB, and a day's --incremental run vs a full one, at 1x, 10x, 100x
 ## (BENCH_SCALE=1000 adds 1000x); writes docs/benchmarks.md
@@ -49,14 +49,14 @@ bench: $(INSTALLED)
 ## lab: JupyterLab on notebooks/ with the project's kernel, bound to 127.0.0.1 (PORT=8888 by default; 0 or a busy
 ## port picks a free one); the URL with its token is printed; Ctrl-C stops it
 lab: $(INSTALLED)
-	$(PY) -m spark_etl.lab --port $(or $(PORT),8888)
+	$(PY) -m spark_etl.devtools.lab --port $(or $(PORT),8888)
 
 ## cluster-up / cluster-down: a Spark standalone master and two workers on 127.0.0.1 (master URL printed)
 cluster-up: $(INSTALLED)
-	$(PY) -m spark_etl.cluster up
+	$(PY) -m spark_etl.devtools.cluster up
 
 cluster-down: $(INSTALLED)
-	$(PY) -m spark_etl.cluster down
+	$(PY) -m spark_etl.devtools.cluster down
 
 ## postgres-deps: Debian's PostgreSQL JDBC driver (for --jdbc-url) and PostgreSQL 15 (the JDBC tests start their
 ## own server from it), installed with apt-get when missing (as root)

@@ -34,8 +34,8 @@ def floor_job(extracts_dir: str) -> int:
 
     Prints the Spark and Java versions as JSON, for the report's machine section.
     """
-    from spark_etl.extract import EXTRACTS, register_extracts
-    from spark_etl.session import spark_session
+    from spark_etl.runtime.session import spark_session
+    from spark_etl.sources.extract import EXTRACTS, register_extracts
 
     spark = spark_session("benchmark_floor")
     register_extracts(spark, extracts_dir)
@@ -63,9 +63,11 @@ def contract_job(extracts_dir: str, output_path: str) -> int:
     No notebooks, kernels, stored models, profiles, charts or reports, so its time is what this SQL costs Spark
     with nothing around it, set beside the pipeline's in the report.
     """
-    from spark_etl import filesystem, load, models, registry, source_state
-    from spark_etl.extract import register_extracts
-    from spark_etl.session import spark_session
+    from spark_etl.modelling import models, registry
+    from spark_etl.runtime.session import spark_session
+    from spark_etl.sources import source_state
+    from spark_etl.sources.extract import register_extracts
+    from spark_etl.storage import filesystem, load
 
     spark = spark_session("benchmark_contract")
     register_extracts(spark, extracts_dir)
@@ -296,7 +298,8 @@ def pipeline_command(repo: Path, extracts_dir: Path, output: Path, event_log_dir
 
 def prime_class_archive(options: argparse.Namespace) -> None:
     """One untimed pipeline run on the checkout's bundled extracts before anything is measured: a machine's first
-    run writes the driver's class archive as its JVM exits (spark_etl/class_archive.py), and every later run maps
+    run writes the driver's class archive as its JVM exits (spark_etl/runtime/class_archive.py), and every later
+    run maps
     it, so each timed run is measured as a daily run finds the machine. A checkout without the archive just runs."""
     repo: Path = options.repo
     folder = options.cache_dir / "runs" / "class-archive"

@@ -19,7 +19,7 @@ import psutil
 from bench_delta import NEW_SHARE, PAID_SHARE
 from bench_jobs import CONTRACT_MAX_SCALE, DRIVER_MEMORY_1000X, SKEW_SCALE, SKEW_SHARE, ScaleResult
 from bench_measure import SAMPLE_SECONDS, ProcessRun, gib
-from spark_etl.runner import QUICK_JIT_MAX_INVOICES
+from spark_etl.runtime.runner import QUICK_JIT_MAX_INVOICES
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_REPO = BENCH_DIR.parent
@@ -506,7 +506,7 @@ def incremental_summary_line(result: ScaleResult) -> str:
         text += f" against {result.pipeline.seconds:.1f} s for (b)"
     text += ": " + ", ".join(parts) + "."
     jit = result.incremental_summary.get("driver_jit")
-    if jit is not None:  # C1 alone for a short incremental run, C2 too for any other (spark_etl.runner)
+    if jit is not None:  # C1 alone for a short incremental run, C2 too for any other (spark_etl.runtime.runner)
         text += f" Its driver JVM compiled with {JIT_NAMES.get(jit, jit)} (`driver_jit` {jit})."
     if notebooks:
         largest = max(notebooks, key=lambda name: notebooks[name])
@@ -641,7 +641,7 @@ def write_report(
         f"`{options.cache_dir}`), then measured in the same run, one process after the other:",
         "",
         "- (a) **bare Spark**, the floor: a fresh Python process that starts a session with "
-        "`spark_etl.session.spark_session`, registers the four extracts with `spark_etl.extract."
+        "`spark_etl.runtime.session.spark_session`, registers the four extracts with `spark_etl.sources.extract."
         "register_extracts` and reads each once into Spark's `noop` sink;",
         "- (b) **the pipeline**: `Spark_ETL_Pipeline.py --extracts DIR --output SCRATCH/pipeline_output.csv "
         "--quiet`, its seconds per notebook and model taken from its `run_summary.json`;",
@@ -649,7 +649,7 @@ def write_report(
         "- (d) **Spark, the contract alone**: a fresh Python process that registers the extracts as (a) does, "
         "runs the pipeline's SQL models that the feature table depends on as temporary views in one session "
         "(each `*_checked` model computed once, with `localCheckpoint`; the pipeline stores every model) and "
-        "writes the feature CSV once with `spark_etl.load.export_features`. No notebooks, kernels, stored "
+        "writes the feature CSV once with `spark_etl.storage.load.export_features`. No notebooks, kernels, stored "
         "models, profiles, rejects or reports. "
         f"It runs at the unskewed sizes below {CONTRACT_MAX_SCALE:g}x; its ratios are taken at 1x and 100x.",
         "- (e) **the pipeline's incremental run of one day**, at each unskewed size (`--no-incremental` skips "
@@ -661,7 +661,8 @@ def write_report(
         "`--incremental --extracts DELTA` with the same warehouse and output folder, timed as (b) is. Day 0 "
         "plus the delta is the generated extracts, so (e)'s feature CSV must equal (b)'s byte for byte. (e) "
         "chooses its driver's compilers as any run does: C1 alone for an incremental run over fewer than "
-        f"{QUICK_JIT_MAX_INVOICES:,} stored invoices (`spark_etl.runner.is_quick_jit_run`), C1 and C2 otherwise "
+        f"{QUICK_JIT_MAX_INVOICES:,} stored invoices (`spark_etl.runtime.runner.is_quick_jit_run`), "
+        "C1 and C2 otherwise "
         "and for every full run; each size's paragraph under the incremental run's time says which it used.",
         "",
         "Wall seconds are the whole process, interpreter and JVM start included. Peak memory is the highest "
@@ -674,8 +675,9 @@ def write_report(
         f"its wall time. Each run starts once the CPUs are under {options.quiet_below:g}% busy, or after "
         f"waiting {options.quiet_wait:g} s. Before the first size, one untimed pipeline run on the checkout's "
         "bundled extracts lets a machine's first run write the driver's class archive "
-        "(`spark_etl/class_archive.py`), so every timed run maps it, as every run after a machine's first does; "
-        "(a) and (d) start their JVMs through `spark_etl.session`, so they map it too.",
+        "(`spark_etl/runtime/class_archive.py`), so every timed run maps it, as every run after a machine's first "
+        "does; "
+        "(a) and (d) start their JVMs through `spark_etl.runtime.session`, so they map it too.",
         "",
         "## Targets",
         "",

@@ -23,9 +23,11 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import pg_server  # noqa: E402
 from extracts_generator import generate  # noqa: E402
-from spark_etl import extract, jdbc, serving, versions  # noqa: E402
-from spark_etl.session import spark_session  # noqa: E402
-from spark_etl.warehouse import Warehouse  # noqa: E402
+from spark_etl.publishing import serving  # noqa: E402
+from spark_etl.runtime.session import spark_session  # noqa: E402
+from spark_etl.sources import extract, jdbc  # noqa: E402
+from spark_etl.storage import versions  # noqa: E402
+from spark_etl.storage.warehouse import Warehouse  # noqa: E402
 
 
 def report(line: str) -> None:

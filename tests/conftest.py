@@ -17,8 +17,9 @@ from support.warehouse_locks import Contender
 
 import pg_server
 from extracts_generator import generate
-from spark_etl import jdbc, runner
-from spark_etl.session import spark_session
+from spark_etl.runtime import runner
+from spark_etl.runtime.session import spark_session
+from spark_etl.sources import jdbc
 
 
 @pytest.fixture(scope="session")

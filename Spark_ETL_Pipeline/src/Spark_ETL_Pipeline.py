@@ -41,6 +41,6 @@ def ensure_environment() -> None:
 if __name__ == "__main__":
     ensure_environment()
     sys.path.insert(0, str(SOURCE_DIR))
-    from spark_etl.cli import main
+    from spark_etl.command.cli import main
 
     raise SystemExit(main())

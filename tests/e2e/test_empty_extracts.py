@@ -11,7 +11,8 @@ from support.contract_compare import assert_run_matches_reference
 from support.pipeline import assert_notebooks_clean, run_in_kernel, run_pipeline
 
 import reference_contract
-from spark_etl import extract, runner
+from spark_etl.runtime import runner
+from spark_etl.sources import extract
 
 pytestmark = pytest.mark.e2e
 TABLES = [spec.table_name for spec in extract.EXTRACTS]

@@ -29,7 +29,7 @@ from support.pipeline import FinishedRun, run_in_kernel, run_pipeline
 
 import reference_contract
 from reference_contract import INVOICES, LINES, line_keys, parse_date
-from spark_etl import runner
+from spark_etl.runtime import runner
 
 pytestmark = pytest.mark.e2e
 DAYS = 2  # day 2 builds on an incremental version, as every later day would

@@ -24,7 +24,9 @@ from support.pipeline import ENTRY_SCRIPT, PROJECT_DIR, run_in_kernel
 
 import reference_contract
 from extracts_generator import generate
-from spark_etl import filesystem, run_files, runner, versions
+from spark_etl.publishing import run_files
+from spark_etl.runtime import runner
+from spark_etl.storage import filesystem, versions
 
 pytestmark = pytest.mark.e2e
 AS_OF = "2030-01-01"  # fixed, so a header-only delta changes nothing and every day's features are known

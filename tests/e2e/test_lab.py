@@ -1,4 +1,5 @@
-"""`python -m spark_etl.lab` serves the three notebooks with a kernel that is this environment and imports spark_etl.
+"""`python -m spark_etl.devtools.lab` serves the three notebooks with a kernel that is this environment and imports
+spark_etl.
 
 Everything goes through the server's REST and websocket APIs on loopback, with bounded waits, and the server is
 stopped by its process group whatever happens, so a failure leaves no server or kernel running.
@@ -25,7 +26,7 @@ from support.pipeline import PROJECT_DIR
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from spark_etl.ports import free_port
+from spark_etl.devtools.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -159,7 +160,7 @@ def test_lab_serves_the_notebooks_with_a_kernel_of_this_environment(tmp_path: Pa
     kernel_pid: int | None = None
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "spark_etl.lab", "--port", str(free_port())],
+            [sys.executable, "-m", "spark_etl.devtools.lab", "--port", str(free_port())],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

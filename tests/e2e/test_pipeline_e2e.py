@@ -18,7 +18,7 @@ from support.pipeline import NOTEBOOKS, PROJECT_DIR, FinishedRun, assert_noteboo
 
 import reference_contract
 from extracts_generator import generate
-from spark_etl import cluster
+from spark_etl.devtools import cluster
 
 pytestmark = pytest.mark.e2e
 

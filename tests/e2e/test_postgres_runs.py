@@ -33,8 +33,10 @@ from support.pipeline import PROJECT_DIR, finish, run_in_kernel
 
 import pg_server
 import reference_contract
-from spark_etl import jdbc, run_files, runner, serving
-from spark_etl.warehouse import Warehouse
+from spark_etl.publishing import run_files, serving
+from spark_etl.runtime import runner
+from spark_etl.sources import jdbc
+from spark_etl.storage.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,8 @@ import nbformat
 import pytest
 from support.pipeline import PROJECT_DIR, run_in_kernel, run_pipeline, start_pipeline
 
-from spark_etl import run_files, runner
+from spark_etl.publishing import run_files
+from spark_etl.runtime import runner
 
 pytestmark = pytest.mark.e2e
 SECRET = "s3cr3t-Value-4821"
@@ -255,7 +256,7 @@ def test_an_extract_that_is_not_utf8_is_one_line(small_extracts: Path, tmp_path:
 def test_cluster_up_over_a_recorded_cluster_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "cluster.json").write_text(json.dumps({"master_url": "spark://x", "pids": [], "log_dir": "."}))
     result = subprocess.run(
-        [sys.executable, "-m", "spark_etl.cluster", "up", "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "spark_etl.devtools.cluster", "up", "--state-dir", str(tmp_path)],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,

@@ -15,8 +15,8 @@ import pytest
 from support.pipeline import run_pipeline, start_pipeline
 from support.warehouse_locks import HOST, Contender, lock_of, lock_of_path, take
 
-from spark_etl import run_files
-from spark_etl.warehouse_lock import WarehouseLock
+from spark_etl.publishing import run_files
+from spark_etl.storage.warehouse_lock import WarehouseLock
 
 pytestmark = pytest.mark.e2e
 

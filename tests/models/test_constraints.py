@@ -11,7 +11,8 @@ import pytest
 from pyspark.sql import SparkSession
 from support.spark_views import begin_version, jobs_in_group
 
-from spark_etl import constraints, models, registry, source_state
+from spark_etl.modelling import constraints, models, registry
+from spark_etl.sources import source_state
 
 
 @pytest.fixture

@@ -13,7 +13,10 @@ from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 from support.spark_views import jobs_in_group
 
-from spark_etl import extract, load, observations, runner
+from spark_etl.modelling import observations
+from spark_etl.runtime import runner
+from spark_etl.sources import extract
+from spark_etl.storage import load
 
 ACCOUNTS = extract.EXTRACTS[0]
 

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 from support.spark_views import collect_sorted, run_view
 
-from spark_etl import constraints, models, registry
+from spark_etl.modelling import constraints, models, registry
 
 D = date(2021, 6, 1)  # issue date of the invoices whose windows are checked
 

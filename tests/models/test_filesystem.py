@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_etl import filesystem, warehouse_lock
-from spark_etl.warehouse import Pointer, Warehouse
+from spark_etl.storage import filesystem, warehouse_lock
+from spark_etl.storage.warehouse import Pointer, Warehouse
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,9 @@ from support.spark_views import (
     run_view,
 )
 
-from spark_etl import increments, load, models, registry, versions
+from spark_etl.incremental import increments
+from spark_etl.modelling import models, registry
+from spark_etl.storage import load, versions
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,9 @@ from support.pipeline import PROJECT_DIR
 from support.spark_views import run_view
 
 import pg_server
-from spark_etl import extract, jdbc, load, serving
+from spark_etl.publishing import serving
+from spark_etl.sources import extract, jdbc
+from spark_etl.storage import load
 
 # ---------------------------------------------------------------------------------------------------------------
 # extract: one snapshot while a writer commits
@@ -296,8 +298,9 @@ def test_concurrent_loads_are_serialised_by_the_lock(
 KILLED_LOAD_SCRIPT = textwrap.dedent(
     """
     import sys
-    from spark_etl import jdbc, serving
-    from spark_etl.session import spark_session
+    from spark_etl.publishing import serving
+    from spark_etl.sources import jdbc
+    from spark_etl.runtime.session import spark_session
 
     url, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
     conf = {"spark.jars": jdbc.DEFAULT_DRIVER_JAR, "spark.ui.enabled": "false"}

@@ -1,4 +1,4 @@
-"""Incremental runs from PostgreSQL (spark_etl/source_state.py): the database compared with the source state the
+"""Incremental runs from PostgreSQL (spark_etl/sources/source_state.py): the database compared with the source state the
 previous version stored, by row hashes PostgreSQL computes; deletions and rows changed into rejected ones withdraw
 the stored rows."""
 
@@ -27,7 +27,10 @@ from support.spark_views import (
 )
 
 import pg_server
-from spark_etl import increments, jdbc, load, registry, source_state, versions
+from spark_etl.incremental import increments
+from spark_etl.modelling import registry
+from spark_etl.sources import jdbc, source_state
+from spark_etl.storage import load, versions
 
 # ---------------------------------------------------------------------------------------------------------------
 # the source state: groups, hashes, comparison

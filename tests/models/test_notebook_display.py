@@ -12,7 +12,9 @@ import pytest
 from pyspark.sql import SparkSession
 from support.spark_views import begin_version, jobs_in_group, raw_columns, register_strings
 
-from spark_etl import models, notebook_display, quality, source_state
+from spark_etl.modelling import models, quality
+from spark_etl.publishing import notebook_display
+from spark_etl.sources import source_state
 
 
 def job_site(spark: SparkSession, job_id: int) -> str:

@@ -12,8 +12,10 @@ from pyspark.sql import SparkSession
 from support.pipeline import PROJECT_DIR
 from support.spark_views import raw_columns, run_view
 
-from spark_etl import load, models, registry, runner
-from spark_etl.extract import EXTRACTS
+from spark_etl.modelling import models, registry
+from spark_etl.runtime import runner
+from spark_etl.sources.extract import EXTRACTS
+from spark_etl.storage import load
 
 SQL_DIR = resources.files("spark_etl").joinpath("sql")
 CTE_HEADER = re.compile(r"^([a-z_][a-z0-9_]*) as \($", re.M)

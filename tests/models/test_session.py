@@ -10,7 +10,7 @@ import pytest
 from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
-from spark_etl import class_archive, runner, session
+from spark_etl.runtime import class_archive, runner, session
 
 
 def test_without_a_usable_java_the_pypi_jre_is_used(monkeypatch: pytest.MonkeyPatch) -> None:

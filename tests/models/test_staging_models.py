@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import SparkSession
 from support.spark_views import collect_sorted, raw_columns, register_strings, run_view
 
-from spark_etl import constraints, registry
+from spark_etl.modelling import constraints, registry
 
 ACCOUNT_COLUMNS = raw_columns("accounts")
 SKU_COLUMNS = raw_columns("skus")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_etl import versions
-from spark_etl.warehouse import BUILDING, Warehouse
+from spark_etl.storage import versions
+from spark_etl.storage.warehouse import BUILDING, Warehouse
 
 SCHEMA = "invoice_id bigint, amount int, partition_month string"
 

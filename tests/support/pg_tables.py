@@ -11,7 +11,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 import pg_server
-from spark_etl import extract, jdbc
+from spark_etl.sources import extract, jdbc
 from support.pipeline import run_pipeline, start_pipeline
 
 SERVER_PASSWORD = pg_server.SUPERUSER_PASSWORD

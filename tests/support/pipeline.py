@@ -15,7 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from spark_etl import cli, filesystem, runner, session
+from spark_etl.command import cli
+from spark_etl.runtime import runner, session
+from spark_etl.storage import filesystem
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 REAL_EXTRACTS_DIR = PROJECT_DIR.parent / "shared" / "data_extracts"

@@ -8,9 +8,10 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_etl import load, models, registry, versions
-from spark_etl.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
-from spark_etl.warehouse import Warehouse
+from spark_etl.modelling import models, registry
+from spark_etl.sources.extract import CORRUPT_RECORD_COLUMN, EXTRACTS
+from spark_etl.storage import load, versions
+from spark_etl.storage.warehouse import Warehouse
 
 
 def raw_columns(table_name: str) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
-"""Contending for a warehouse's lock (spark_etl/warehouse_lock.py) from processes of their own, and reading the lock
-a holder left: what the lock's own tests and the entry-script runs that race for it share."""
+"""Contending for a warehouse's lock (spark_etl/storage/warehouse_lock.py) from processes of their own, and reading
+the lock a holder left: what the lock's own tests and the entry-script runs that race for it share."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spark_etl import warehouse_lock
-from spark_etl.warehouse_lock import Holder
+from spark_etl.storage import warehouse_lock
+from spark_etl.storage.warehouse_lock import Holder
 from support.pipeline import PROJECT_DIR
 
 SOURCE_DIR = PROJECT_DIR / "Spark_ETL_Pipeline" / "src"
@@ -19,7 +19,7 @@ SOURCE_DIR = PROJECT_DIR / "Spark_ETL_Pipeline" / "src"
 CONTENDER = """
 import sys
 from pathlib import Path
-from spark_etl.warehouse_lock import WarehouseLock, WarehouseLockedError
+from spark_etl.storage.warehouse_lock import WarehouseLock, WarehouseLockedError
 
 warehouse, run_id = sys.argv[1:]
 print("ready", flush=True)

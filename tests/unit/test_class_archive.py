@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_etl import class_archive, runner, session
+from spark_etl.runtime import class_archive, runner, session
 
 
 @pytest.fixture

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from spark_etl import extract, failures, jdbc, load, quality, run_files, versions, warehouse_lock
+from spark_etl import failures
+from spark_etl.modelling import quality
+from spark_etl.publishing import run_files
+from spark_etl.sources import extract, jdbc
+from spark_etl.storage import load, versions, warehouse_lock
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from support.pipeline import PROJECT_DIR
 
 import reference_contract
 from extracts_generator import generate, shapes
-from spark_etl.extract import EXTRACTS
+from spark_etl.sources.extract import EXTRACTS
 
 
 def test_same_seed_gives_identical_files(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from spark_etl import reports
-from spark_etl.html_table import html_table
+from spark_etl.publishing import reports
+from spark_etl.publishing.html_table import html_table
 
 
 def test_cells_are_escaped_none_is_empty_and_the_caption_comes_first() -> None:

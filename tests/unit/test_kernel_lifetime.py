@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from spark_etl import kernel_lifetime
+from spark_etl.runtime import kernel_lifetime
 
 # the parent starts the child as jupyter_client starts a kernel (a new session, JPY_PARENT_PID), then names it
 PARENT = """
 import os, subprocess, sys, time
 child = subprocess.Popen(
-    [sys.executable, "-c", "from spark_etl import kernel_lifetime as k; import time; "
+    [sys.executable, "-c", "from spark_etl.runtime import kernel_lifetime as k; import time; "
      "print(k.die_with_parent(), flush=True); time.sleep(120)"],
     env={**os.environ, "JPY_PARENT_PID": str(os.getpid())}, start_new_session=True, stdout=subprocess.PIPE, text=True,
 )
@@ -37,7 +37,7 @@ def is_alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_stopped_child_in_its_own_session_dies_with_its_parent() -> None:
-    source_dir = Path(kernel_lifetime.__file__).resolve().parent.parent
+    source_dir = Path(kernel_lifetime.__file__).resolve().parents[2]
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT],
         env={**os.environ, "PYTHONPATH": str(source_dir)},

@@ -11,7 +11,7 @@ import sys
 
 from jupyter_client.manager import KernelManager
 
-from spark_etl import runner
+from spark_etl.runtime import runner
 
 PROBE = (
     "import json, os, sys\n"
@@ -46,13 +46,13 @@ def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_nam
     finally:
         manager.shutdown_kernel(now=True)
     for module in (
-        "spark_etl.stage_kernel",
-        "spark_etl.notebook_display",
-        "spark_etl.source_state",
+        "spark_etl.runtime.stage_kernel",
+        "spark_etl.publishing.notebook_display",
+        "spark_etl.sources.source_state",
         "matplotlib.pyplot",
     ):
         assert module in first["modules"]
-    assert "spark_etl.kernel_lifetime" in first["modules"]  # the other start-up line ran too
+    assert "spark_etl.runtime.kernel_lifetime" in first["modules"]  # the other start-up line ran too
     # IPython's own names and the probe's: nothing from the start-up lines, nothing from the previous stage
     assert set(first["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
     assert set(second["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
@@ -63,8 +63,8 @@ def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_nam
 def test_the_entry_script_loads_none_of_what_the_kernel_preloads() -> None:
     """The runner reads the kernel's start-up line from stage_kernel; the entry script draws no chart."""
     probe = (
-        "import sys, spark_etl.cli\n"
-        "print('matplotlib.pyplot' in sys.modules, 'spark_etl.notebook_display' in sys.modules)"
+        "import sys, spark_etl.command.cli\n"
+        "print('matplotlib.pyplot' in sys.modules, 'spark_etl.publishing.notebook_display' in sys.modules)"
     )
     env = {**os.environ, "PYTHONPATH": str(runner.PACKAGE_SOURCE_DIR)}
     printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)

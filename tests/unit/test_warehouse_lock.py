@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from support.warehouse_locks import HOST, Contender, lock_of, lock_of_path, take
 
-from spark_etl import warehouse_lock
-from spark_etl.warehouse_lock import Holder, LockFolderError, WarehouseLock, WarehouseLockedError
+from spark_etl.storage import warehouse_lock
+from spark_etl.storage.warehouse_lock import Holder, LockFolderError, WarehouseLock, WarehouseLockedError
 
 
 @pytest.fixture

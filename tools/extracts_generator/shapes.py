@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from faker import Faker
 
-from spark_etl.extract import EXTRACTS
+from spark_etl.sources.extract import EXTRACTS
 
 Row = tuple[str, ...]
 

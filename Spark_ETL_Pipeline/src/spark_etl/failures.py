@@ -39,7 +39,10 @@ def exit_status_of(error_name: str) -> int:
     """The exit status of an error raised in a stage's kernel, another process, from which only the error's class
     name comes back: that of the pipeline's error class of that name, 1 for any other error."""
     # every module that defines one of those classes, so each is known here
-    from spark_etl import extract, jdbc, load, quality, run_files, versions, warehouse_lock  # noqa: F401
+    from spark_etl.modelling import quality  # noqa: F401
+    from spark_etl.publishing import run_files  # noqa: F401
+    from spark_etl.sources import extract, jdbc  # noqa: F401
+    from spark_etl.storage import load, versions, warehouse_lock  # noqa: F401
 
     statuses = {subclass.__name__: subclass.exit_status for subclass in _subclasses(RunError)}
     return statuses.get(error_name, EXIT_FAILED)
