@@ -14,11 +14,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from support.contract_compare import assert_run_matches_reference
-from support.pipeline import NOTEBOOKS, PROJECT_DIR, FinishedRun, assert_notebooks_clean, run_pipeline
+from support.pipeline import NOTEBOOKS, PROJECT_DIR, FinishedRun, assert_notebooks_clean, run_in_kernel, run_pipeline
 
 import reference_contract
 from extracts_generator import generate
 from spark_etl.devtools import cluster
+from spark_etl.runtime import runner
 
 pytestmark = pytest.mark.e2e
 
@@ -39,10 +40,12 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def messy_run(messy_extracts: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """One run of the entry script on the messy extracts, shared by the tests that look at its files."""
+def messy_run(messy_extracts: Path, tmp_path_factory: pytest.TempPathFactory, stage_kernel: runner.SharedKernel) -> Run:
+    """One run of the entry script on the messy extracts (in the session's kernel), shared by the tests that look
+    at its files."""
     output = tmp_path_factory.mktemp("messy_run") / "out" / "features.csv"
-    result = run_pipeline("--extracts", str(messy_extracts), "--output", str(output), "--as-of", "2021-07-01")
+    args = ("--extracts", str(messy_extracts), "--output", str(output), "--as-of", "2021-07-01")
+    result = run_in_kernel(stage_kernel, *args)
     assert result.returncode == 0, result.stderr
     return Run(output, result, reference_contract.compute(messy_extracts, as_of=date(2021, 7, 1)))
 

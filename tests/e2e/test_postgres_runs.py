@@ -39,6 +39,7 @@ from spark_etl.sources import jdbc
 from spark_etl.storage.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
+PASSWORD = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: SERVER_PASSWORD}  # as a scheduler passes it
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +65,16 @@ def assert_password_nowhere(folder: Path, result: subprocess.CompletedProcess[st
 
 
 def test_real_extracts_from_postgres_match_the_csv_contract_and_load_the_table(
-    spark: SparkSession, real_database: str, real_extracts_dir: Path, tmp_path: Path
+    spark: SparkSession,
+    real_database: str,
+    real_extracts_dir: Path,
+    stage_kernel: runner.SharedKernel,
+    tmp_path: Path,
 ) -> None:
     output = tmp_path / "out" / "pipeline_output.csv"
-    result = run_with_password(
-        "--jdbc-url", real_database, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-partitions", "3",
-        "--load-jdbc-table", "features", "--output", str(output),
+    result = run_in_kernel(
+        stage_kernel, "--jdbc-url", real_database, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-partitions", "3",
+        "--load-jdbc-table", "features", "--output", str(output), env=PASSWORD,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     expected = reference_contract.compute(real_extracts_dir)
@@ -78,7 +83,8 @@ def test_real_extracts_from_postgres_match_the_csv_contract_and_load_the_table(
     assert serving_rows(spark, real_database, "features") == csv_as_table_rows(output)
     summary = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["source"] == {"kind": "jdbc", "url": real_database, "schema": "public"}
-    assert summary["loaded_table"] == {"table": "features", "rows": 9685, "url": real_database}
+    loaded = {"table": "features", "rows": 9685, "url": real_database, "version": summary["version"]}
+    assert summary["loaded_table"] == loaded
     index = (output.parent / "reports" / "index.html").read_text(encoding="utf-8")
     assert f"source <code>{real_database}</code> schema <code>public</code>" in index
     assert "loaded table <code>features</code>" in index and "<b>9685</b> rows" in index
@@ -103,7 +109,6 @@ def test_the_serving_table_takes_a_version_once_it_is_committed_and_the_next_run
     output = tmp_path / "out" / "features.csv"
     loading = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--load-jdbc-table", "serving.features")
     common = (*loading, "--output", str(output))
-    password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: SERVER_PASSWORD}
 
     def published_version() -> str:
         return str(json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))["version"])
@@ -115,7 +120,7 @@ def test_the_serving_table_takes_a_version_once_it_is_committed_and_the_next_run
         finally:
             connection.close()
 
-    first = run_in_kernel(stage_kernel, "--extracts", str(small_extracts), *common, env=password)
+    first = run_in_kernel(stage_kernel, "--extracts", str(small_extracts), *common, env=PASSWORD)
     assert first.returncode == 0, first.stderr
     first_version = published_version()
     rows = len(csv_as_table_rows(output))
@@ -132,7 +137,7 @@ def test_the_serving_table_takes_a_version_once_it_is_committed_and_the_next_run
     bad_extracts = tmp_path / "bad_extracts"  # the next run stops in staging: an extract without its header
     shutil.copytree(small_extracts, bad_extracts)
     (bad_extracts / "skus.csv").write_text("", encoding="utf-8")
-    failed = run_in_kernel(stage_kernel, "--extracts", str(bad_extracts), *common, env=password)
+    failed = run_in_kernel(stage_kernel, "--extracts", str(bad_extracts), *common, env=PASSWORD)
     assert failed.returncode == 2, failed.stderr
     assert f"re-published version {pointer.version}" in failed.stderr
     assert published_version() == pointer.version
@@ -141,7 +146,7 @@ def test_the_serving_table_takes_a_version_once_it_is_committed_and_the_next_run
 
 
 def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothing(
-    spark: SparkSession, postgres: pg_server.PostgresServer, tmp_path: Path
+    spark: SparkSession, postgres: pg_server.PostgresServer, stage_kernel: runner.SharedKernel, tmp_path: Path
 ) -> None:
     """The bundled extracts with their bad rows, in text-typed tables: features and rejects as the CSV path
     gives them for the same records; then a wrong password, an unreachable server and a missing table each stop
@@ -154,17 +159,19 @@ def test_bad_rows_in_text_tables_give_the_csv_rejects_and_failures_publish_nothi
     output = tmp_path / "out" / "features.csv"
     jdbc_args = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
     load_args = ("--load-jdbc-table", "serving.features")
-    result = run_with_password(*jdbc_args, *load_args, "--output", str(output), "--as-of", "2021-07-01", "--quiet")
+    result = run_in_kernel(
+        stage_kernel, *jdbc_args, *load_args, "--output", str(output), "--as-of", "2021-07-01", "--quiet", env=PASSWORD
+    )
     assert result.returncode == 0, result.stderr
     expected = reference_contract.compute(extracts, as_of=date(2021, 7, 1))
     assert len(expected.rejects) >= 8  # every kind of bad value but the malformed record
     assert_run_matches_reference(output.parent, "features.csv", expected)
     csv_output = tmp_path / "csv_out" / "features.csv"
     # the CSV path, loading its features into the same database (--extracts with --load-jdbc-table)
-    csv_run = run_with_password(
-        "--extracts", str(extracts), "--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER,
+    csv_run = run_in_kernel(
+        stage_kernel, "--extracts", str(extracts), "--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER,
         "--load-jdbc-table", "serving.features_from_csv", "--output", str(csv_output), "--as-of", "2021-07-01",
-        "--quiet",
+        "--quiet", env=PASSWORD,
     )  # fmt: skip
     assert csv_run.returncode == 0, csv_run.stderr
     assert serving_rows(spark, url, "serving.features_from_csv") == csv_as_table_rows(csv_output)
@@ -314,8 +321,7 @@ DAYS: list[tuple[str, dict[str, int], dict[str, dict[str, int]], dict[str, int]]
 def run_from(kernel: runner.SharedKernel, url: str, output: Path, *options: str) -> dict[str, Any]:
     """One run from the database's raw schema, in the session's kernel; its summary."""
     jdbc_options = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
-    password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: pg_server.SUPERUSER_PASSWORD}
-    result = run_in_kernel(kernel, *jdbc_options, "--output", str(output), "--quiet", *options, env=password)
+    result = run_in_kernel(kernel, *jdbc_options, "--output", str(output), "--quiet", *options, env=PASSWORD)
     assert result.returncode == 0, result.stderr
     summary: dict[str, Any] = json.loads((output.parent / "run_summary.json").read_text(encoding="utf-8"))
     return summary
@@ -358,8 +364,7 @@ def test_daily_incremental_runs_from_postgres_equal_full_runs_over_the_same_data
         full_csv = tmp_path / f"full_{day}" / "features.csv"
         if statements:  # the oracle: a full run over the database as it is now, in the session's kernel
             jdbc_options = ("--jdbc-url", url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", "raw")
-            password = {jdbc.PASSWORD_ENVIRONMENT_VARIABLE: pg_server.SUPERUSER_PASSWORD}
-            oracle = run_in_kernel(stage_kernel, *jdbc_options, "--output", str(full_csv), env=password)
+            oracle = run_in_kernel(stage_kernel, *jdbc_options, "--output", str(full_csv), env=PASSWORD)
             assert oracle.returncode == 0, oracle.stderr
             assert daily.read_bytes() == full_csv.read_bytes(), f"day {day}"
         else:

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from support.pipeline import run_pipeline, start_pipeline
+from support.pipeline import run_in_kernel, run_pipeline, start_pipeline
 from support.warehouse_locks import HOST, Contender, lock_of, lock_of_path, take
 
 from spark_etl.publishing import run_files
+from spark_etl.runtime import runner
 from spark_etl.storage.warehouse_lock import WarehouseLock
 
 pytestmark = pytest.mark.e2e
@@ -72,7 +73,7 @@ def test_two_runs_started_together_one_runs_and_the_other_is_refused_changing_no
 
 
 def test_a_lock_left_by_a_sigkilled_run_does_not_block_the_next_run(
-    small_extracts: Path, tmp_path: Path, contenders: list[Contender]
+    small_extracts: Path, tmp_path: Path, contenders: list[Contender], stage_kernel: runner.SharedKernel
 ) -> None:
     warehouse = tmp_path / "warehouse"
     killed = take(warehouse, "20990101T000000Z_k1ll3d", contenders)
@@ -80,8 +81,15 @@ def test_a_lock_left_by_a_sigkilled_run_does_not_block_the_next_run(
     killed.process.wait()
     assert lock_of(warehouse).pid == killed.process.pid  # left behind, naming a process that is gone
     output = tmp_path / "out" / "features.csv"
-    result = run_pipeline(
-        "--extracts", str(small_extracts), "--output", str(output), "--warehouse", str(warehouse), "--quiet"
+    result = run_in_kernel(
+        stage_kernel,
+        "--extracts",
+        str(small_extracts),
+        "--output",
+        str(output),
+        "--warehouse",
+        str(warehouse),
+        "--quiet",
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
