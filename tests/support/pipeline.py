@@ -4,6 +4,7 @@ the stages in the kernel the session shares (`run_in_kernel`), and what every fi
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -101,13 +102,19 @@ def run_in_kernel(
         saved = os.dup(1), os.dup(2)
         os.dup2(captured.fileno(), 1)
         os.dup2(captured.fileno(), 2)
+        # sys.stdout and sys.stderr write to file descriptors 1 and 2, as in a process of its own: while the run
+        # sends them to its log (run_files.output_to_log), what it prints there goes to the log, not to the capture
+        streams = [
+            io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", line_buffering=True) for fd in (1, 2)
+        ]
         try:
-            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            with contextlib.redirect_stdout(streams[0]), contextlib.redirect_stderr(streams[1]):
                 try:
                     status = cli.main(argv, kernel=kernel)
                 except SystemExit as exit:  # the options' errors and --help, as the script exits with them
                     status = exit.code if isinstance(exit.code, int) else 1
-                captured.flush()
+                for stream in streams:
+                    stream.flush()
         finally:
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
