@@ -21,7 +21,9 @@ T = TypeVar("T")
 
 # Settings every session gets unless the caller overrides them. Dates are calendar dates, so the session time
 # zone only matters for timestamps; UTC keeps any that appear reproducible. The raw local file system avoids
-# writing a .crc checksum file beside every output file. Cached plans may be re-partitioned by adaptive query
+# writing a .crc checksum file beside every output file; not from Hadoop's cache of file systems, which holds the
+# checksummed one once spark.jars (the JDBC driver) has been read through it before the session's settings
+# applied. Cached plans may be re-partitioned by adaptive query
 # execution, so a cached model of a few hundred rows is not kept in 200 shuffle partitions.
 DEFAULT_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
@@ -30,6 +32,7 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+    "spark.hadoop.fs.file.impl.disable.cache": "true",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
     "spark.sql.debug.maxToStringFields": "1000",
     # parse every field of a record, even of columns no model reads, so a record with too few or too many
