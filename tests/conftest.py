@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
-from support.pipeline import REAL_EXTRACTS_DIR, FinishedRun, run_pipeline
+from support.pipeline import REAL_EXTRACTS_DIR, VIEWFS_MOUNT_SETTING, FinishedRun, run_pipeline
 from support.warehouse_locks import Contender
 
 import pg_server
@@ -33,12 +33,20 @@ def spark() -> Iterator[SparkSession]:
 
 
 @pytest.fixture(scope="session")
-def stage_kernel() -> Iterator[runner.SharedKernel]:
+def viewfs_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local folder the session's kernel mounts at VIEWFS_WAREHOUSES: a Hadoop URI that is not `file:`, so the
+    entry script cannot reach it, as it cannot reach hdfs: or s3a: on a cluster."""
+    return tmp_path_factory.mktemp("viewfs")
+
+
+@pytest.fixture(scope="session")
+def stage_kernel(viewfs_folder: Path) -> Iterator[runner.SharedKernel]:
     """One kernel on one Spark JVM for the session, as one run of the entry script has, for the runs that are a
-    test's oracle or its subject without the entry script around them (`run_in_kernel`): warm, it runs the three
-    notebooks in about half the time a fresh process takes. It has the JDBC driver and the test server's password,
-    so it can read from the session's PostgreSQL too."""
+    test's oracle or its subject (`run_in_kernel`): warm, it runs the three notebooks in about half the time a
+    fresh process takes. It has the JDBC driver and the test server's password, so it can read from the session's
+    PostgreSQL too, and viewfs://etl/warehouses/ mounted on `viewfs_folder`."""
     conf = {"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"}
+    conf[VIEWFS_MOUNT_SETTING] = viewfs_folder.as_uri()
     if Path(jdbc.DEFAULT_DRIVER_JAR).is_file():
         conf["spark.jars"] = jdbc.DEFAULT_DRIVER_JAR
     with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as kernel:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.contract_compare import assert_run_matches_reference
-from support.pipeline import assert_notebooks_clean, run_in_kernel, run_pipeline
+from support.pipeline import assert_notebooks_clean, run_in_kernel
 
 import reference_contract
 from spark_etl.runtime import runner
@@ -43,10 +43,12 @@ def test_one_header_only_table_gives_what_the_reference_gives(
     assert_run_matches_reference(output_dir, "features.csv", expected)
 
 
-def test_all_four_header_only_give_a_header_only_csv_and_zeros(small_extracts: Path, tmp_path: Path) -> None:
+def test_all_four_header_only_give_a_header_only_csv_and_zeros(
+    small_extracts: Path, stage_kernel: runner.SharedKernel, tmp_path: Path
+) -> None:
     extracts = extracts_with_empty(small_extracts, tmp_path / "extracts", TABLES)
     output = tmp_path / "out" / "features.csv"
-    result = run_pipeline("--extracts", str(extracts), "--output", str(output), timeout=300)
+    result = run_in_kernel(stage_kernel, "--extracts", str(extracts), "--output", str(output))
     assert result.returncode == 0, result.stderr
     assert output.read_text(encoding="utf-8") == (
         "inv_id,acct_id,inv_total,inv_items,acct_age,num_inv_120d,cum_tot_inv_acct,is_late\n"

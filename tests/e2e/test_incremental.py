@@ -25,7 +25,7 @@ from support.daily_deltas import (
     state_tables,
     write_tables,
 )
-from support.pipeline import FinishedRun, run_in_kernel, run_pipeline
+from support.pipeline import VIEWFS_WAREHOUSES, FinishedRun, run_in_kernel, run_pipeline
 
 import reference_contract
 from reference_contract import INVOICES, LINES, line_keys, parse_date
@@ -37,7 +37,7 @@ CSV = "pipeline_output.csv"
 
 
 def pipeline(
-    kernel: runner.SharedKernel | None, extracts: Path, output_dir: Path, warehouse: Path, *options: str
+    kernel: runner.SharedKernel | None, extracts: Path, output_dir: Path, warehouse: Path | str, *options: str
 ) -> subprocess.CompletedProcess[str]:
     """One run of the entry script that must succeed, its files in output_dir: in a process of its own without a
     `kernel`, else in the session's (support.pipeline.run_in_kernel)."""
@@ -179,22 +179,21 @@ def test_a_delta_of_header_only_files_changes_nothing_and_rejects_nothing(simula
 
 
 def test_a_warehouse_the_entry_script_cannot_reach_is_committed_through_spark(
-    simulation: Simulation, generated_extracts: Path, tmp_path: Path
+    simulation: Simulation,
+    generated_extracts: Path,
+    stage_kernel: runner.SharedKernel,
+    viewfs_folder: Path,
+    tmp_path: Path,
 ) -> None:
-    """A warehouse at a Hadoop URI other than file: (here viewfs:, mounted on a local folder; hdfs: or s3a: on a
-    cluster): the entry script commits it in the run's kernel, through Hadoop. A full run and a day's incremental
-    run on it publish what the simulation's runs on a local warehouse published."""
-    mounted = tmp_path / "mounted"
-    mounted.mkdir()
-    conf = ("--conf", f"spark.hadoop.fs.viewfs.mounttable.etl.link./warehouse=file://{mounted}")
-    warehouse = "viewfs://etl/warehouse"
+    """A warehouse at a Hadoop URI other than file: (viewfs:, which the session's kernel mounts on a local folder;
+    hdfs: or s3a: on a cluster): the entry script cannot read its pointer, so it commits in the run's kernel,
+    through Hadoop. A full run and a day's incremental run on it publish what the simulation's runs on a local
+    warehouse published."""
+    warehouse = f"{VIEWFS_WAREHOUSES}/{tmp_path.name}"
+    mounted = viewfs_folder / tmp_path.name
     output_dir = tmp_path / "out"
     for extracts, options in ((generated_extracts, ()), (simulation.days[0].delta, ("--incremental",))):
-        result = run_pipeline(
-            "--extracts", str(extracts), "--output", str(output_dir / CSV), "--warehouse", warehouse, *conf,
-            "--quiet", *options,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        pipeline(stage_kernel, extracts, output_dir, warehouse, *options)
         version = summary(output_dir)["version"]
         assert json.loads((mounted / "_current.json").read_text(encoding="utf-8"))["version"] == version
     assert (output_dir / CSV).read_bytes() == (simulation.days[0].incremental / CSV).read_bytes()
