@@ -34,7 +34,7 @@ def run_code(manager: KernelManager, code: str) -> str:
 
 def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_names() -> None:
     runner._kernel_environment()
-    manager = KernelManager(kernel_name=runner.KERNEL_NAME)
+    manager = runner.StageKernelManager(kernel_name=runner.KERNEL_NAME)
     manager.start_kernel(extra_arguments=runner.KERNEL_ARGUMENTS)
     try:
         kernel = runner.SharedKernel(manager, {"PYSPARK_GATEWAY_PORT": "12345"}, "tiered")
@@ -58,6 +58,22 @@ def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_nam
     assert set(second["names"]) == IPYTHON_NAMES | {"json", "os", "sys"}
     assert first["gateway"] == second["gateway"] == "12345"
     assert (first["run_id"], second["run_id"]) == ("run_a", "run_b")  # each stage knows its run
+
+
+def test_the_clients_a_notebook_made_for_the_shared_kernel_are_closed_after_it() -> None:
+    """nbclient leaves open the channels of a client it made for a kernel it does not own; the runner closes them
+    (StageKernelManager.stop_clients), or a kernel shared by many runs piles up file descriptors."""
+    manager = runner.StageKernelManager(kernel_name=runner.KERNEL_NAME)
+    manager.start_kernel(extra_arguments=runner.KERNEL_ARGUMENTS)
+    try:
+        made = [manager.client() for _ in range(2)]  # what nbclient does, once per notebook
+        for client in made:
+            client.start_channels()
+        assert all(client.channels_running for client in made)
+        manager.stop_clients()
+        assert not any(client.channels_running for client in made) and manager.made_clients == []
+    finally:
+        manager.shutdown_kernel(now=True)
 
 
 def test_the_entry_script_loads_none_of_what_the_kernel_preloads() -> None:

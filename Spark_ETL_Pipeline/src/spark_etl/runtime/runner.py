@@ -144,11 +144,32 @@ def _kernel_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_SOURCE_DIR), environment) if p)
 
 
+class StageKernelManager(KernelManager):
+    """The shared kernel's manager, which remembers the clients made for it. nbclient makes one per notebook for a
+    kernel it does not own and leaves its channels open (a heartbeat thread and its sockets, about 14 file
+    descriptors each); a kernel that runs many stages (the test suite's, many runs long) would pile them up until
+    ZeroMQ has no file left to open. `stop_clients` closes them once a notebook has run."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.made_clients: list[Any] = []
+
+    def client(self, **kwargs: Any) -> Any:
+        made = super().client(**kwargs)
+        self.made_clients.append(made)
+        return made
+
+    def stop_clients(self) -> None:
+        for made in self.made_clients:
+            made.stop_channels()
+        self.made_clients.clear()
+
+
 @dataclass
 class SharedKernel:
     """The one kernel every stage of a run executes in, and the JVM gateway it attaches to."""
 
-    manager: KernelManager
+    manager: StageKernelManager
     gateway: dict[str, str]
     jit: str  # how its JVM compiles: "c1", "tiered" or "as set" (cli.driver_jit)
     is_ready: bool = False
@@ -204,7 +225,7 @@ def shared_kernel(
     stage's views (`session.spark_session`)."""
     _kernel_environment()
     prepare_jvm_launch(conf.get("spark.master", "local[*]"))  # the same Java and loopback for kernel and JVM
-    manager = KernelManager(kernel_name=KERNEL_NAME)
+    manager = StageKernelManager(kernel_name=KERNEL_NAME)
     manager.start_kernel(cwd=str(notebooks_dir), extra_arguments=KERNEL_ARGUMENTS)
     try:
         with shared_spark_jvm(conf, quick_jit) as gateway:
@@ -256,6 +277,9 @@ def execute_notebook(
     except (DeadKernelError, CellTimeoutError, TimeoutError, RuntimeError, KernelCallError) as error:
         # the kernel died, hung or could not be reached: no cell to blame, still a one-line failure
         raise NotebookError(notebook, None, type(error).__name__, first_line(str(error))) from None
+    finally:
+        if kernel is not None:
+            kernel.manager.stop_clients()
     seconds = time.perf_counter() - started
     return NotebookRun(notebook, executed_path, seconds, read_metrics(executed_path))
 
