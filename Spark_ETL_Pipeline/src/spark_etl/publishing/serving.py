@@ -123,7 +123,8 @@ def version_comment(version: str, rows: int) -> str:
 
 
 def table_version(connection: Connection, qualified_table: str) -> tuple[str, int] | None:
-    """The version and row count a table's comment names; None for a table without one, or no table."""
+    """The version and row count a table's comment names; None for a table without one, or no table.
+    `qualified_table` as SQL writes it (`_qualified`: quoted, so a mixed-case name is found as created)."""
     [(comment,)] = connection.query("select obj_description(to_regclass(?), 'pg_class')", qualified_table)
     matched = VERSION_COMMENT.match(str(comment or ""))
     return None if matched is None else (matched.group(1), int(matched.group(2)))
@@ -185,12 +186,12 @@ def swap(
     another's staging), `staged_rows` are staged again first. Returns the rows the table holds."""
     with _locked(spark, database, table_name, lock_wait_seconds) as (connection, schema, table):
         serving = _qualified(schema, table)
-        held = table_version(connection, f"{schema}.{table}")
+        held = table_version(connection, serving)
         if held is not None and held[0] == version:
             return held[1]
         staging_table = staging_table_name(table, version)
         staging = _qualified(schema, staging_table)
-        staged = table_version(connection, f"{schema}.{staging_table}")
+        staged = table_version(connection, staging)
         if staged is None or staged[0] != version:
             if staged_rows is None:
                 raise LoadError(f"{schema}.{table}: version {version} has no staged rows; nothing changed")
