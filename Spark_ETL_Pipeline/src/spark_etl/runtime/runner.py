@@ -58,6 +58,7 @@ class KernelCallError(Exception):
 
     def __init__(self, step: str, error_name: str, error_value: str) -> None:
         self.error_name = error_name
+        self.error_value = error_value
         super().__init__(f"{step}: {error_name}: {error_value}")
 
 
@@ -189,7 +190,7 @@ class SharedKernel:
         try:
             self.execute(f"__import__({module!r}, fromlist=['_']).{function}(**{json.dumps(dict(arguments))})")
         except KernelCallError as error:
-            raise KernelCallError(step, error.error_name, str(error).split(": ", 2)[-1]) from None
+            raise KernelCallError(step, error.error_name, error.error_value) from None
 
     def execute(self, code: str) -> None:
         """Execute `code` silently and wait for its reply (the first time, for the kernel to be ready); an error
