@@ -23,7 +23,7 @@ from support.spark_views import (
     run_view,
 )
 
-from spark_etl.incremental import increments
+from spark_etl.incremental import increments, planning
 from spark_etl.modelling import models, registry
 from spark_etl.storage import load, versions
 
@@ -494,7 +494,7 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
     stage = models.Stage(session, "intermediate", second)
     stage.use_stored("staging", "stg_invoices")
     with increments.invoices_in(session, second, ["2021-02"]):  # read from the month's folder only
-        stored_df = stage.build("int_invoice_totals", profile=True, months=["2021-02"])
+        stored_df = stage.write("int_invoice_totals", profile=True, months=["2021-02"])
         assert session.table("stg_invoices").count() == 2  # narrowed within the block
     assert session.table("stg_invoices").count() == 3  # and whole again after it
 
@@ -551,8 +551,10 @@ def test_a_kept_model_is_read_from_the_previous_version_and_profiles_nothing(
     assert second.built("staging", "stg_skus") == {**first_record, "kept": True, "rewritten": []}
 
 
-def test_build_or_keep_keeps_what_the_delta_leaves_unchanged(spark: SparkSession, tmp_path: Path) -> None:
-    """stg_skus (declared is_kept_when_unchanged) is kept when its delta has no accepted row and withdraws no key:
+def test_a_model_kept_when_unchanged_is_kept_when_the_delta_leaves_it_unchanged(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """stg_skus (declared keep_when_unchanged) is kept when its delta has no accepted row and withdraws no key:
     a rejected record or an exact copy changes nothing; an accepted row or a withdrawn key does; a full run always
     builds."""
     session = spark.newSession()
@@ -568,7 +570,7 @@ def test_build_or_keep_keeps_what_the_delta_leaves_unchanged(spark: SparkSession
         session.createDataFrame(checked, checked_schema).createOrReplaceTempView("stg_skus_checked")
         session.createDataFrame(withdrawn, withdrawn_schema).createOrReplaceTempView("withdrawn_skus")
         stage = models.Stage(session, "staging", begin_version(session, warehouse, "v2", incremental))
-        return stage._is_unchanged("skus", "stg_skus")
+        return planning.is_unchanged(stage, "stg_skus")
 
     assert is_kept([("invalid_value", False), (None, True)], [])  # a rejected record, and an exact copy
     assert is_kept([], [])
@@ -579,11 +581,13 @@ def test_build_or_keep_keeps_what_the_delta_leaves_unchanged(spark: SparkSession
     session.createDataFrame([("invalid_value", False)], checked_schema).createOrReplaceTempView("stg_skus_checked")
     session.createDataFrame([], withdrawn_schema).createOrReplaceTempView("withdrawn_skus")
     stage = models.Stage(session, "staging", begin_version(session, warehouse, "v2", incremental=True))
-    kept_df = stage.build_or_keep("stg_skus", profile=True)
+    kept_df = stage.build("stg_skus", profile=True)
     assert collect_sorted(kept_df, ["item_id"]) == [("A",)]
     assert stage.runs[-1].is_kept
-    with pytest.raises(ValueError, match="not declared is_kept_when_unchanged"):
-        stage.build_or_keep("stg_invoices")
+    assert stage.plan("stg_skus") == planning.Plan("keep", [])
+    assert stage.rewritten_months("stg_skus") == []
+    with pytest.raises(ValueError, match="stg_checked_rows is a view"):
+        stage.build("stg_checked_rows")
 
 
 def test_an_empty_frame_has_the_schema_and_no_python_rdd(spark: SparkSession) -> None:

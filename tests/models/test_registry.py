@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from importlib import resources
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pyspark.sql import SparkSession
 from support.pipeline import PROJECT_DIR
 from support.spark_views import raw_columns, run_view
 
+from spark_etl.incremental import planning
 from spark_etl.modelling import models, registry
 from spark_etl.runtime import runner
 from spark_etl.sources.extract import EXTRACTS
@@ -94,13 +96,9 @@ def test_each_notebook_builds_exactly_its_layers_models_in_registry_order(layer:
     path = PROJECT_DIR / "notebooks" / registry.NOTEBOOKS[layer]
     notebook = nbformat.read(path, as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    built = re.findall(r'\bstage\.(build|build_or_keep|view)\("([a-z_0-9]+)"', code)
+    built = re.findall(r'\bstage\.(build|view)\("([a-z_0-9]+)"', code)
     expected = [
-        (
-            "view" if model.materialisation == "view" else "build_or_keep" if model.is_kept_when_unchanged else "build",
-            model.name,
-        )
-        for model in registry.layer_models(layer)
+        ("view" if model.materialisation == "view" else "build", model.name) for model in registry.layer_models(layer)
     ]
     assert built == expected
     # and it reads back exactly the stored models of earlier layers that its models declare as inputs
@@ -119,6 +117,69 @@ def test_each_notebook_builds_exactly_its_layers_models_in_registry_order(layer:
     used = {(call[0], name) for call in notebook_calls(path, "use_stored") for name in call[1:]}
     assert used == stored_inputs
     assert f'notebook_display.show_models("{layer}")' in code
+
+
+@pytest.mark.parametrize("layer", registry.LAYERS)
+def test_the_notebooks_model_cells_hold_no_incremental_plumbing(layer: str) -> None:
+    """What to build is the registry's (`registry.Incremental`, carried out by `planning`): a cell that builds a
+    model neither narrows its inputs nor plans months; the set-up cell registers the run's changes once."""
+    notebook = nbformat.read(PROJECT_DIR / "notebooks" / registry.NOTEBOOKS[layer], as_version=4)
+    building = [cell.source for cell in notebook.cells if cell.cell_type == "code" and "stage.build(" in cell.source]
+    assert building
+    for source in building:
+        assert "increments." not in source and "months=" not in source and "use_base" not in source, source
+        assert "use_stored" not in source and "run_version." not in source, source
+
+
+def test_each_declared_planner_is_the_planning_modules() -> None:
+    declared = {model.incremental.planner or model.incremental.strategy for model in registry.MODELS}
+    assert declared <= set(planning.PLANNERS)
+    # a model rewritten by month always names its month planner; the other strategies are planners themselves
+    strategies = set(typing.get_args(registry.Strategy)) - {"by_month"}
+    assert set(planning.PLANNERS) == {*strategies, *registry.MONTH_PLANNERS, *registry.REBUILD_PLANNERS}
+
+
+def test_the_registry_declares_how_an_incremental_run_builds_each_model() -> None:
+    declared = {model.name: model.incremental for model in registry.MODELS if model.incremental != registry.REBUILD}
+    assert declared == {
+        "stg_accounts": registry.KEEP_WHEN_UNCHANGED,
+        "stg_skus": registry.KEEP_WHEN_UNCHANGED,
+        "stg_invoices": registry.by_month("invoice_months"),
+        "stg_invoice_line_items_checked": registry.Incremental("rebuild", "named_invoices"),
+        "stg_invoice_line_items": registry.by_month("line_months"),
+        "int_invoice_totals": registry.by_month("total_months"),
+        "int_account_daily_invoices": registry.by_month("daily_months"),
+        "fct_invoice_features": registry.by_month("feature_months"),
+    }
+    assert all(bool(model.partition_by) == (model.incremental.strategy == "by_month") for model in registry.MODELS)
+
+
+@pytest.mark.parametrize(
+    ("incremental", "partition_by", "error"),
+    [
+        (registry.KEEP_WHEN_UNCHANGED, "partition_month", "only a whole staging model"),
+        (registry.by_month("line_months"), "", "a model rewritten by month is partitioned"),
+        (registry.by_month("every_month"), "partition_month", "names one of MONTH_PLANNERS"),
+        (registry.Incremental("rebuild", "line_months"), "", "'line_months' is not one of REBUILD_PLANNERS"),
+        (registry.REBUILD, "partition_month", "a partitioned model is rewritten by month"),
+    ],
+)
+def test_validate_refuses_an_incremental_strategy_the_planner_cannot_carry_out(
+    incremental: registry.Incremental, partition_by: str, error: str
+) -> None:
+    checked = registry.Model("staging", "stg_skus_checked", "stored", ("raw_skus",), "a record", (), "none")
+    skus = registry.Model(
+        "staging",
+        "stg_skus",
+        "stored",
+        ("stg_skus_checked",),
+        "one row per SKU",
+        ("item_id",),
+        partition_by=partition_by,
+        incremental=incremental,
+    )
+    with pytest.raises(registry.RegistryError, match=re.escape(error)):
+        registry.validate([checked, skus])
 
 
 def test_the_runner_runs_the_registrys_notebooks_in_layer_order() -> None:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -15,6 +15,9 @@ from pyspark.sql import functions as F
 from spark_etl.modelling import constraints, observations, quality, registry
 from spark_etl.publishing import stage_metrics
 from spark_etl.storage.versions import RunVersion, write_model
+
+if TYPE_CHECKING:
+    from spark_etl.incremental.planning import Plan
 
 LAYERS = ("staging", "intermediate", "marts")
 
@@ -95,6 +98,7 @@ class Stage:
     runs: list[ModelRun] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     profiled: dict[str, DataFrame] = field(default_factory=dict)  # per model, the rows its profile describes
+    plans: dict[str, Plan] = field(default_factory=dict)  # per model built, what its build did (`build`)
 
     def __post_init__(self) -> None:
         """Group the stage's jobs under its layer in Spark's UI and event log."""
@@ -121,9 +125,18 @@ class Stage:
         self._record(ModelRun(self.layer, model_name, None, time.perf_counter() - started))
         return model_df
 
-    def build(self, model_name: str, profile: bool = False, months: list[str] | None = None) -> DataFrame:
+    def build(self, model_name: str, profile: bool = False) -> DataFrame:
+        """Build a stored model as the registry declares an incremental run builds it (`registry.Incremental`):
+        whole, the months its planner names, or kept from the previous version; a full run builds it whole. The
+        plan (`spark_etl.incremental.planning`) narrows the model's inputs for the build and restores them after,
+        so a notebook cell only shows the SQL, builds, and shows the profile; `rewritten_months` says what it did."""
+        from spark_etl.incremental import planning  # here: planning runs the increments' queries, read from here
+
+        return planning.build(self, model_name, profile)
+
+    def write(self, model_name: str, profile: bool = False, months: list[str] | None = None) -> DataFrame:
         """Run a model, store it as Parquet in the warehouse, register the stored copy as its view and check its
-        declared key and relationships (`constraints.check`).
+        declared key and relationships (`constraints.check`): the step `build` takes once it has planned.
 
         With `months` (an incremental run), only those issue months of a partitioned model are computed and
         written; the run's version takes the other months from the version it builds on, and the view is the
@@ -182,29 +195,16 @@ class Stage:
         self._record(ModelRun(self.layer, model_name, 0, seconds, path, profile_rows, [], is_kept=True))
         return stored_df
 
-    def build_or_keep(self, model_name: str, profile: bool = False) -> DataFrame:
-        """Build a model the registry declares `is_kept_when_unchanged`, or keep it (`keep`) when this incremental
-        run's delta accepts no row of its table and withdraws no key: then the model is as the previous version
-        holds it. A full run always builds. Its checked model (`<model>_checked`) must be registered first."""
-        declared = registry.model(model_name)
-        if not declared.is_kept_when_unchanged:
-            raise ValueError(f"{model_name} is not declared is_kept_when_unchanged in the registry")
-        if self._is_unchanged(registry.STAGED_TABLES[model_name], model_name):
-            return self.keep(model_name, profile=profile)
-        return self.build(model_name, profile=profile)
+    def rewritten_months(self, model_name: str) -> list[str] | None:
+        """The months this stage's `build` of a model rewrote (none when it kept the model); None: every month, or
+        the model whole (a full run, or a model rebuilt whole)."""
+        return self.plan(model_name).months
 
-    def _is_unchanged(self, table_name: str, model_name: str) -> bool:
-        """No accepted row in the checked model (none to look at when it wrote no row, the usual day for accounts
-        and SKUs) and no key withdrawn; never in a full run."""
-        if self.version.base is None:
-            return False
-        checked = f"{model_name}_checked"
-        checked_rows = next((run.rows for run in reversed(self.runs) if run.model_name == checked), None)
-        if checked_rows != 0:
-            checked_df = self.spark.table(checked)
-            if checked_df.where(checked_df["reject_reason"].isNull() & ~checked_df["is_collapsed"]).take(1):
-                return False
-        return not self.spark.table(f"{registry.WITHDRAWN_PREFIX}{table_name}").take(1)
+    def plan(self, model_name: str) -> Plan:
+        """What this stage's `build` of a model did, as its plan decided (`planning.Plan`)."""
+        if model_name not in self.plans:
+            raise KeyError(f"{model_name} has not been built in the {self.layer} stage")
+        return self.plans[model_name]
 
     def rows(self, model_name: str) -> int | None:
         """The rows the stage's last build of `model_name` wrote (None for a view)."""

@@ -1,4 +1,5 @@
-"""The models as one declared graph: every model's layer, materialisation, inputs, grain, key and notebook.
+"""The models as one declared graph: every model's layer, materialisation, inputs, grain, key, notebook and how an
+incremental run builds it.
 
 The notebooks' grain tables, the tests' build order, the benchmark's contract-only model list and the lineage in
 docs/models.md are all derived from `MODELS`, and tests check the notebooks, the SQL and the model docs against
@@ -52,6 +53,34 @@ class Relationship:
     parent_column: str
 
 
+# How an incremental run builds a stored model (dbt's `materialized='incremental'` and its strategy); a full run
+# builds every model whole. `spark_etl.incremental.planning` carries the declaration out (`models.Stage.build`).
+Strategy = Literal["rebuild", "keep_when_unchanged", "by_month"]
+# the planners of `by_month` models: each names the months the run rewrites (and narrows the model's inputs to them)
+MONTH_PLANNERS = ("invoice_months", "line_months", "total_months", "daily_months", "feature_months")
+# the planners of `rebuild` models that narrow an input: the delta's lines are checked against the invoices they name
+REBUILD_PLANNERS = ("named_invoices",)
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """How an incremental run builds one model: `rebuild` it whole from the delta (and what it reads), keep it
+    whole from the previous version when its delta changes nothing (`keep_when_unchanged`), or rewrite it
+    `by_month`, the months its `planner` names."""
+
+    strategy: Strategy = "rebuild"
+    planner: str = ""  # by_month: one of MONTH_PLANNERS; rebuild: none, or one of REBUILD_PLANNERS
+
+
+REBUILD = Incremental("rebuild")
+KEEP_WHEN_UNCHANGED = Incremental("keep_when_unchanged")
+
+
+def by_month(planner: str) -> Incremental:
+    """Rewritten by issue month: the months `planner` (one of MONTH_PLANNERS) names."""
+    return Incremental("by_month", planner)
+
+
 @dataclass(frozen=True)
 class Model:
     """One model: a `.sql` file under sql/<layer>/ and a `.md` beside it."""
@@ -66,9 +95,7 @@ class Model:
     relationships: tuple[Relationship, ...] = ()
     exported_as: str = ""  # the run's file cut from this model, if any
     partition_by: str = ""  # the column whose values are its folders: a run rewrites only the values it touched
-    # an incremental run takes the model whole from the previous version when its delta accepts no row of the model's
-    # table and withdraws no key (`models.Stage.build_or_keep`): the usual day for accounts and SKUs
-    is_kept_when_unchanged: bool = False
+    incremental: Incremental = REBUILD  # how an incremental run builds it (`spark_etl.incremental.planning`)
 
     @property
     def notebook(self) -> str:
@@ -81,9 +108,14 @@ class Model:
 
 
 def _stg(
-    name: str, inputs: tuple[str, ...], grain: str, key: tuple[str, ...], no_key: str = "", kept: bool = False
+    name: str,
+    inputs: tuple[str, ...],
+    grain: str,
+    key: tuple[str, ...],
+    no_key: str = "",
+    incremental: Incremental = REBUILD,
 ) -> Model:
-    return Model("staging", name, "stored", inputs, grain, key, no_key, is_kept_when_unchanged=kept)
+    return Model("staging", name, "stored", inputs, grain, key, no_key, incremental=incremental)
 
 
 CHECKED_NO_KEY = "copies of a key are separate rows"
@@ -94,7 +126,7 @@ MODELS: tuple[Model, ...] = (
         ("stg_accounts_checked", "stored_stg_accounts", "withdrawn_accounts"),
         "one row per usable account",
         ("account_id",),
-        kept=True,
+        incremental=KEEP_WHEN_UNCHANGED,  # the usual day brings no account
     ),
     _stg("stg_skus_checked", ("raw_skus",), "one row per record of skus.csv", (), CHECKED_NO_KEY),
     _stg(
@@ -102,7 +134,7 @@ MODELS: tuple[Model, ...] = (
         ("stg_skus_checked", "stored_stg_skus", "withdrawn_skus"),
         "one row per usable SKU",
         ("item_id",),
-        kept=True,
+        incremental=KEEP_WHEN_UNCHANGED,  # the usual day brings no SKU
     ),
     _stg("stg_invoices_checked", ("raw_invoices",), "one row per record of invoices.csv", (), CHECKED_NO_KEY),
     Model(
@@ -113,6 +145,7 @@ MODELS: tuple[Model, ...] = (
         "one row per usable invoice",
         ("invoice_id",),
         partition_by="partition_month",
+        incremental=by_month("invoice_months"),
     ),
     _stg(
         "stg_invoice_line_items_checked",
@@ -120,6 +153,7 @@ MODELS: tuple[Model, ...] = (
         "one row per record of invoice_line_items.csv",
         (),
         "identical lines are separate lines",
+        incremental=Incremental("rebuild", "named_invoices"),  # the delta's lines, against the invoices they name
     ),
     Model(
         "staging",
@@ -137,6 +171,7 @@ MODELS: tuple[Model, ...] = (
         "identical lines are separate lines",
         (Relationship("invoice_id", "stg_invoices", "invoice_id"),),
         partition_by="partition_month",
+        incremental=by_month("line_months"),
     ),
     Model(
         "staging",
@@ -177,6 +212,7 @@ MODELS: tuple[Model, ...] = (
         "one row per usable invoice",
         ("invoice_id",),
         partition_by="partition_month",
+        incremental=by_month("total_months"),
     ),
     Model(
         "intermediate",
@@ -186,6 +222,7 @@ MODELS: tuple[Model, ...] = (
         "one row per account and issue day",
         ("account_id", "issue_date"),
         partition_by="partition_month",
+        incremental=by_month("daily_months"),
     ),
     Model(
         "intermediate",
@@ -206,6 +243,7 @@ MODELS: tuple[Model, ...] = (
         relationships=(Relationship("inv_id", "stg_invoices", "invoice_id"),),
         exported_as="pipeline_output.csv",
         partition_by="partition_month",
+        incremental=by_month("feature_months"),
     ),
 )
 
@@ -240,13 +278,29 @@ def validate(models: Iterable[Model] = MODELS) -> None:
                 raise RegistryError(f"{model.name}: relationship to {relationship.parent}, not declared before it")
         if not model.key and not model.no_key:
             raise RegistryError(f"{model.name}: no key and no reason given")
-        if model.is_kept_when_unchanged and (
-            model.partition_by or f"{model.name}_checked" not in model.inputs or model.name not in STAGED_TABLES
-        ):
-            raise RegistryError(f"{model.name}: only a whole staging model of one table's checked rows can be kept")
+        _validate_incremental(model)
         if model.name in seen:
             raise RegistryError(f"{model.name}: declared twice")
         seen[model.name] = model
+
+
+def _validate_incremental(model: Model) -> None:
+    """A strategy the planner can carry out: a kept model is a whole staging model of one table's checked rows (its
+    delta's accepted rows say whether it changed), a model rewritten by month is partitioned and names its month
+    planner, and a view is computed where read."""
+    strategy, planner = model.incremental.strategy, model.incremental.planner
+    if model.materialisation == "view" and model.incremental != REBUILD:
+        raise RegistryError(f"{model.name}: a view is computed where read, it declares no incremental strategy")
+    if strategy == "keep_when_unchanged" and (
+        planner or model.partition_by or f"{model.name}_checked" not in model.inputs or model.name not in STAGED_TABLES
+    ):
+        raise RegistryError(f"{model.name}: only a whole staging model of one table's checked rows can be kept")
+    if strategy == "by_month" and (not model.partition_by or planner not in MONTH_PLANNERS):
+        raise RegistryError(f"{model.name}: a model rewritten by month is partitioned and names one of MONTH_PLANNERS")
+    if strategy == "rebuild" and planner and planner not in REBUILD_PLANNERS:
+        raise RegistryError(f"{model.name}: {planner!r} is not one of REBUILD_PLANNERS")
+    if model.partition_by and strategy != "by_month":
+        raise RegistryError(f"{model.name}: a partitioned model is rewritten by month")
 
 
 def model(name: str) -> Model:
@@ -347,10 +401,13 @@ def incremental_text(declared: Model) -> str:
     """What an incremental run does with the model, as the registry declares it."""
     if declared.materialisation == "view":
         return "computed where read"
-    if declared.is_kept_when_unchanged:
+    strategy, planner = declared.incremental.strategy, declared.incremental.planner
+    if strategy == "keep_when_unchanged":
         return "kept whole when the delta accepts none of its rows and withdraws no key, else rewritten whole"
-    if declared.partition_by:
-        return f"rewrites the `{declared.partition_by}` values the delta touches"
+    if strategy == "by_month":
+        return f"rewrites the `{declared.partition_by}` values the delta touches (`planning.{planner}`)"
+    if planner == "named_invoices":
+        return "rewritten whole, against the invoices the delta's lines name only"
     return "rewritten whole"
 
 
