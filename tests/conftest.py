@@ -1,7 +1,8 @@
-"""The suite's fixtures, one per shared resource or data set: one local SparkSession and one stage kernel for the
-whole suite (Spark start-up costs seconds, so it is paid once), the PostgreSQL server, the real extracts and the one
-run over them, the generated extracts, and the processes a test starts to contend for a warehouse's lock. Helpers
-are in the `support` package."""
+"""The suite's fixtures, one per shared resource or data set: one local SparkSession and one stage kernel per
+pytest-xdist worker (Spark start-up costs seconds, so a worker pays it once), the PostgreSQL server, the real
+extracts and the one run over them, the generated extracts, and the processes a test starts to contend for a
+warehouse's lock. Session fixtures are made once per worker, and a module's tests all run on one worker
+(`--dist loadfile`), so a module's fixtures are made once. Helpers are in the `support` package."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
-from support.pipeline import REAL_EXTRACTS_DIR, VIEWFS_MOUNT_SETTING, FinishedRun, run_pipeline
+from support.pipeline import REAL_EXTRACTS_DIR, VIEWFS_MOUNT_SETTING, FinishedRun, run_in_kernel
 from support.warehouse_locks import Contender
 
 import pg_server
@@ -85,13 +86,16 @@ def real_extracts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_run(real_extracts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
-    """One --quiet full run of the entry script over the real extracts (`pipeline_output.csv`), shared by the tests
-    that read its files."""
+def real_run(
+    real_extracts_dir: Path, tmp_path_factory: pytest.TempPathFactory, stage_kernel: runner.SharedKernel
+) -> FinishedRun:
+    """One --quiet full run over the real extracts (`pipeline_output.csv`) in the session's kernel, shared by the
+    tests that read its files (the entry script in a process of its own runs them in the no-Java test)."""
     output_dir = tmp_path_factory.mktemp("real_run")
-    result = run_pipeline(
-        "--extracts", str(real_extracts_dir), "--output", str(output_dir / "pipeline_output.csv"), "--quiet"
-    )
+    result = run_in_kernel(
+        stage_kernel,
+        "--extracts", str(real_extracts_dir), "--output", str(output_dir / "pipeline_output.csv"), "--quiet",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return FinishedRun(output_dir, result)
 

@@ -228,10 +228,13 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
-def test_a_full_disk_is_one_line(small_extracts: Path, tmp_path: Path, full_disk: Path) -> None:
+def test_a_full_disk_is_one_line(
+    small_extracts: Path, tmp_path: Path, full_disk: Path, stage_kernel: runner.SharedKernel
+) -> None:
     output = full_disk / "features.csv"
-    result = run_pipeline(
-        "--extracts", str(small_extracts), "--output", str(output), "--warehouse", str(tmp_path / "wh"), "--quiet"
+    result = run_in_kernel(
+        stage_kernel,
+        "--extracts", str(small_extracts), "--output", str(output), "--warehouse", str(tmp_path / "wh"), "--quiet",
     )  # fmt: skip
     assert result.returncode == 1
     line = one_error_line(result)
