@@ -8,6 +8,7 @@ source tree, and a fresh token whose URL is printed once the server answers.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import secrets
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from spark_etl.devtools.ports import HOST, free_port
+from spark_etl.runtime import kernel_lifetime
 
 SOURCE_DIR = Path(__file__).resolve().parents[2]
 PROJECT_DIR = SOURCE_DIR.parent.parent
@@ -132,14 +134,6 @@ def wait_until_serving(process: subprocess.Popen[bytes], port: int, token: str) 
     return False
 
 
-def in_terminal_foreground() -> bool:
-    """Whether a Ctrl-C typed in our terminal reaches the server as well: we, and so it, are its foreground."""
-    try:
-        return sys.stdin is not None and sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
-    except (AttributeError, OSError, ValueError):  # no terminal, or no job control (Windows)
-        return False
-
-
 def exit_status(returncode: int) -> int:
     """A child killed by signal N reports -N; the shell's convention for that is 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
@@ -151,15 +145,21 @@ def main(argv: list[str] | None = None) -> int:
     port = choose_port(options.port)
     token = secrets.token_hex(24)
     url = f"http://{HOST}:{port}/lab?token={token}"
-    # The server stays in our process group, so Ctrl-C in the terminal (or a signal to the group) reaches it
-    # directly and nothing outlives us. Other stop signals are passed on as SIGTERM, which the server handles
-    # like Ctrl-C: it shuts its kernels down and exits.
-    process = subprocess.Popen(server_command(port), env=server_environment(token))
+    # The server runs in a process group of its own, so a stop signal (Ctrl-C in the terminal, a SIGTERM to our
+    # group) reaches us only, and we pass it on once, as SIGTERM: the server shuts its kernels down and exits. In
+    # our group it got the group's signal and then ours, and one server died of the second (status 143).
+    # Nothing outlives us: the server is sent SIGTERM when we die, however we die (kernel_lifetime).
+    process = subprocess.Popen(
+        server_command(port),
+        env=server_environment(token),
+        process_group=0,
+        preexec_fn=functools.partial(kernel_lifetime.die_with_parent, os.getpid(), signal.SIGTERM),
+    )
+    stopping: list[int] = []  # the stop signal passed on, once
 
     def stop_server(signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and in_terminal_foreground():
-            return  # the terminal's Ctrl-C reached the server too, and one stop is enough
-        if process.poll() is None:
+        if process.poll() is None and not stopping:
+            stopping.append(signum)
             process.send_signal(signal.SIGTERM)
 
     stop_signals = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]

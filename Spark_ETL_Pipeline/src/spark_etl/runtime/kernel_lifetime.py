@@ -22,15 +22,16 @@ PARENT_PID_ENV = "JPY_PARENT_PID"  # jupyter_client's launcher names the kernel'
 STARTUP_LINE = "__import__('spark_etl.runtime.kernel_lifetime', fromlist=['_']).die_with_parent()"
 
 
-def die_with_parent() -> bool:
-    """Have this process SIGKILLed when its parent dies; True when that is arranged. The signal follows the
-    parent thread that started the process, so the runner starts kernels from the thread that runs the stages."""
+def die_with_parent(parent: int = 0, signum: int = signal.SIGKILL) -> bool:
+    """Have this process sent `signum` (SIGKILL) when its parent (`parent`, else JPY_PARENT_PID's) dies; True
+    when that is arranged. The signal follows the parent thread that started the process, so the runner starts
+    kernels from the thread that runs the stages. Also a `preexec_fn` (the lab's server asks for SIGTERM)."""
     if not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         return False
-    parent = int(os.environ.get(PARENT_PID_ENV) or 0)
+    parent = parent or int(os.environ.get(PARENT_PID_ENV) or 0)
     if parent and os.getppid() != parent:  # the parent died before the request was made: die as it would have
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signum)
     return True
