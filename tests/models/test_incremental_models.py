@@ -3,15 +3,21 @@ version (stored_<model>), and the months increments.py says the delta changes.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
+from support.daily_accounts import (
+    CHANGES,
+    MERGED_INVOICES,
+    STORED,
+    register_changed_invoices,
+    register_model_rows,
+    with_months,
+)
 from support.spark_views import (
     begin_version,
     collect_sorted,
@@ -184,26 +190,6 @@ DAILY_COLUMNS = [
     "invoices_to_date",
     "partition_month",
 ]
-CHANGED_INVOICES_DDL = (
-    "invoice_id bigint, old_account_id bigint, old_issue_date date, new_account_id bigint, new_issue_date date"
-)
-DailyRow = tuple[int, date, int, int, int, str]
-Change = tuple[int, int | None, date | None, int | None, date | None]
-
-
-def register_model_rows(spark: SparkSession, view: str, model_name: str, rows: Sequence[tuple[object, ...]]) -> None:
-    """Rows of a model, with its documented schema, registered under `view`."""
-    spark.createDataFrame(rows, registry.schema_ddl(registry.model(model_name))).createOrReplaceTempView(view)
-
-
-def with_months(invoice_rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """stg_invoices rows (invoice_id, account_id, issue_date, payment_date) with their partition_month."""
-    return [(*row, row[2].strftime("%Y-%m")) for row in invoice_rows]
-
-
-def register_changed_invoices(spark: SparkSession, rows: list[Change]) -> None:
-    """The changed_invoices view staging keeps (increments.INVOICE_CHANGES), from inline rows."""
-    spark.createDataFrame(rows, CHANGED_INVOICES_DDL).createOrReplaceTempView("changed_invoices")
 
 
 def incremental_version(spark: SparkSession, daily_months: list[str] | None) -> versions.RunVersion:
@@ -304,51 +290,16 @@ def test_daily_changes_without_a_moved_day_are_none_and_a_full_run_every_month(s
 
 @pytest.fixture(scope="module")
 def daily_increment(spark: SparkSession) -> tuple[SparkSession, list[str] | None, int | None]:
-    """An incremental run of int_account_daily_invoices, as 02_intermediate does it: account 1 gets a new
-    invoice, account 3's only invoice moves to account 1 in a month the base does not hold, and account 2 only
-    pays one of its invoices. The base stores every month of accounts 1 to 3; the values of its rows in the
-    rewritten months are deliberately not what the model computes, so the result tells a kept row from a
-    recomputed one."""
+    """An incremental run of int_account_daily_invoices, as 02_intermediate does it, on the scenario of
+    support.daily_accounts (a new invoice, a move to another account and month, a payment)."""
     session = spark.newSession()
-    register_changed_invoices(
-        session,
-        [
-            (107, None, None, 1, date(2021, 3, 20)),  # new
-            (301, 3, date(2021, 4, 5), 1, date(2021, 5, 2)),  # moved to account 1 and to 2021-05
-            (202, 2, date(2021, 3, 15), 2, date(2021, 3, 15)),  # paid: account 2's days do not change
-        ],
-    )
-    # the merged stg_invoices, every account and month (use_stored)
-    register_model_rows(
-        session,
-        "stg_invoices",
-        "stg_invoices",
-        with_months(
-            [
-                (101, 1, date(2020, 10, 1), None),  # over 120 days before every rewritten day: in to_date only
-                (102, 1, date(2021, 1, 15), None),  # two invoices on a day of a month kept as stored
-                (103, 1, date(2021, 1, 15), None),
-                (104, 1, date(2021, 3, 10), None),
-                (107, 1, date(2021, 3, 20), None),
-                (301, 1, date(2021, 5, 2), None),
-                (201, 2, date(2021, 2, 10), None),
-                (202, 2, date(2021, 3, 15), date(2021, 3, 16)),
-            ]
-        ),
-    )
-    stored: list[DailyRow] = [
-        (1, date(2020, 10, 1), 1, 0, 1, "2020-10"),
-        (1, date(2021, 1, 15), 2, 1, 3, "2021-01"),
-        (1, date(2021, 3, 10), 1, 55, 55, "2021-03"),  # stale: replaced by the recomputed row
-        (2, date(2021, 2, 10), 1, 0, 1, "2021-02"),
-        (2, date(2021, 3, 15), 1, 7, 99, "2021-03"),  # not what the model computes (0, 2): kept as it is
-        (3, date(2021, 4, 5), 1, 0, 1, "2021-04"),  # its invoice moved away: account 3 has no day left
-    ]
+    register_changed_invoices(session, CHANGES)
+    register_model_rows(session, "stg_invoices", "stg_invoices", with_months(MERGED_INVOICES))  # use_stored
     run_version = incremental_version(session, ["2020-10", "2021-01", "2021-02", "2021-03", "2021-04"])
     changes = increments.daily_changes(session, run_version)
     assert changes is not None
     # use_base: the base's rows of the months rewritten
-    in_months = [row for row in stored if row[5] in changes.months]
+    in_months = [row for row in STORED if row[5] in changes.months]
     register_model_rows(session, "stored_int_account_daily_invoices", "int_account_daily_invoices", in_months)
     increments.restrict_to_changed_accounts(session, run_version)
     return session, changes.months, changes.accounts
@@ -456,11 +407,6 @@ def test_daily_increment_with_the_kept_months_equals_a_full_run(spark: SparkSess
     assert sorted(kept + rewritten, key=lambda row: (row[0], row[1])) == full
 
 
-def model_view(spark: SparkSession, model_name: str, rows: list[tuple[object, ...]]) -> None:
-    """A model's rows under its documented schema, registered as the model."""
-    spark.createDataFrame(rows, registry.schema_ddl(registry.model(model_name))).createOrReplaceTempView(model_name)
-
-
 def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_whole_model(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -468,9 +414,10 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
     (and its caption) cover 2021-02, the model read back and its null count cover every month."""
     session = spark.newSession()
     warehouse = str(tmp_path / "warehouse")
-    model_view(session, "stg_skus", [("A", "a", "a", Decimal(1), Decimal("2.5"))])
-    model_view(
+    register_model_rows(session, "stg_skus", "stg_skus", [("A", "a", "a", Decimal(1), Decimal("2.5"))])
+    register_model_rows(
         session,
+        "stg_invoices",
         "stg_invoices",
         [
             (10, 1, date(2021, 1, 5), None, "2021-01"),
@@ -478,7 +425,12 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
             (12, 2, date(2021, 2, 9), None, "2021-02"),
         ],
     )
-    model_view(session, "stg_invoice_line_items", [(10, "Q", 1, False, "2021-01"), (11, "A", 2, True, "2021-02")])
+    register_model_rows(
+        session,
+        "stg_invoice_line_items",
+        "stg_invoice_line_items",
+        [(10, "Q", 1, False, "2021-01"), (11, "A", 2, True, "2021-02")],
+    )
     first = begin_version(session, warehouse, "v1", incremental=False)
     versions.write_model(first, "staging", "stg_invoices", session.table("stg_invoices"), "partition_month")
     stage = models.Stage(session, "intermediate", first)
@@ -488,7 +440,12 @@ def test_a_partial_build_profiles_the_months_it_wrote_and_counts_nulls_over_the_
     assert stage.null_count("int_invoice_totals", "invoice_total") == 1  # 10 names an unknown SKU
     commit_version(first, ["int_invoice_totals", "stg_invoices"], {})
 
-    model_view(session, "stg_invoice_line_items", [(11, "A", 4, True, "2021-02"), (12, "A", 1, True, "2021-02")])
+    register_model_rows(
+        session,
+        "stg_invoice_line_items",
+        "stg_invoice_line_items",
+        [(11, "A", 4, True, "2021-02"), (12, "A", 1, True, "2021-02")],
+    )
     second = begin_version(session, warehouse, "v2", incremental=True)
     second.keep("staging", "stg_invoices")
     stage = models.Stage(session, "intermediate", second)
@@ -524,8 +481,9 @@ def test_a_kept_model_is_read_from_the_previous_version_and_profiles_nothing(
     its profile is empty and says why, its null count still covers the whole model, and keeping it ran no job."""
     session = spark.newSession()
     warehouse = str(tmp_path / "warehouse")
-    model_view(
+    register_model_rows(
         session,
+        "stg_skus",
         "stg_skus",
         [("A", "a", "a", Decimal(1), Decimal("2.5")), ("B", "b", None, Decimal(1), Decimal(3))],
     )
@@ -559,7 +517,7 @@ def test_a_model_kept_when_unchanged_is_kept_when_the_delta_leaves_it_unchanged(
     builds."""
     session = spark.newSession()
     warehouse = str(tmp_path / "warehouse")
-    model_view(session, "stg_skus", [("A", "a", "a", Decimal(1), Decimal("2.5"))])
+    register_model_rows(session, "stg_skus", "stg_skus", [("A", "a", "a", Decimal(1), Decimal("2.5"))])
     first = begin_version(session, warehouse, "v1", incremental=False)
     versions.write_model(first, "staging", "stg_skus", session.table("stg_skus"))
     commit_version(first, ["stg_skus"], {})
@@ -615,9 +573,9 @@ def test_delta_lines_are_checked_against_the_invoices_they_name_only(spark: Spar
     observation = Observation("read_lines")
     raw_df = session.table("raw_lines_unobserved").observe(observation, F.count(F.lit(1)).alias("rows"))
     raw_df.createOrReplaceTempView("raw_invoice_line_items")  # observed, as extract.register_extracts does
-    model_view(session, "stg_skus", [("A", "a", "a", Decimal(1), Decimal(1))])
+    register_model_rows(session, "stg_skus", "stg_skus", [("A", "a", "a", Decimal(1), Decimal(1))])
     invoices = [(invoice_id, 1, date(2021, 1, invoice_id - 9), None) for invoice_id in (10, 11, 12, 13)]
-    model_view(session, "stg_invoices", with_months(invoices))
+    register_model_rows(session, "stg_invoices", "stg_invoices", with_months(invoices))
     checked_columns = ["invoice_id", "item_id", "quantity", "reject_reason", "partition_month", "source_record"]
     against_all = collect_sorted(run_view(session, "staging", "stg_invoice_line_items_checked"), checked_columns)
     assert [(row[0], row[3], row[4]) for row in against_all] == [

@@ -3,12 +3,19 @@ incremental one decide to build, the inputs a plan narrows, and that every input
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from support.daily_accounts import (
+    CHANGES,
+    MERGED_INVOICES,
+    STORED,
+    register_changed_invoices,
+    register_model_rows,
+    with_months,
+)
 from support.spark_views import begin_version, collect_sorted, commit_version
 
 from spark_etl.incremental import planning
@@ -17,20 +24,6 @@ from spark_etl.storage import versions
 
 DAILY = "int_account_daily_invoices"
 DAILY_COLUMNS = ["account_id", "issue_date", "invoice_count", "invoices_prior_120d", "invoices_to_date"]
-CHANGED_INVOICES_DDL = (
-    "invoice_id bigint, old_account_id bigint, old_issue_date date, new_account_id bigint, new_issue_date date"
-)
-
-
-def model_view(spark: SparkSession, view: str, model_name: str, rows: Sequence[tuple[object, ...]]) -> None:
-    spark.createDataFrame(rows, registry.schema_ddl(registry.model(model_name))).createOrReplaceTempView(view)
-
-
-def invoices(rows: Sequence[tuple[int, int, date, date | None]]) -> list[tuple[object, ...]]:
-    """stg_invoices rows with their partition_month."""
-    return [(*row, row[2].strftime("%Y-%m")) for row in rows]
-
-
 MONTH_MODELS = [model for model in registry.MODELS if model.incremental.strategy == "by_month"]
 
 
@@ -40,7 +33,7 @@ def test_a_full_run_plans_every_month_and_leaves_the_inputs_whole(
 ) -> None:
     """No previous version: every month planner builds its model whole and asks no question of the delta."""
     session = spark.newSession()
-    model_view(session, "stg_invoices", "stg_invoices", invoices([(1, 1, date(2021, 1, 5), None)]))
+    register_model_rows(session, "stg_invoices", "stg_invoices", with_months([(1, 1, date(2021, 1, 5), None)]))
     stage = models.Stage(session, declared.layer, begin_version(session, str(tmp_path / "warehouse"), "v1", False))
     with planning.PLANNERS[declared.incremental.planner](stage, declared) as plan:
         assert plan == planning.Plan("build")
@@ -60,45 +53,18 @@ def test_restored_registers_each_view_as_it_was_and_drops_one_the_block_added(sp
 
 @pytest.fixture
 def daily_run(spark: SparkSession, tmp_path: Path) -> tuple[SparkSession, versions.RunVersion]:
-    """A base version whose int_account_daily_invoices holds accounts 1 to 3 (some values deliberately not what the
-    model computes, to tell a kept row from a recomputed one), and an incremental run in which account 1 gets a new
-    invoice, account 3's only invoice moves to account 1 in a month the base does not hold, and account 2 only
-    pays one of its invoices."""
+    """A committed base version holding support.daily_accounts' stored rows, and an incremental run over its
+    changes (a new invoice, a move to another account and month, a payment)."""
     session = spark.newSession()
     warehouse = str(tmp_path / "warehouse")
-    stored = [
-        (1, date(2020, 10, 1), 1, 0, 1, "2020-10"),
-        (1, date(2021, 1, 15), 2, 1, 3, "2021-01"),
-        (1, date(2021, 3, 10), 1, 55, 55, "2021-03"),  # stale: replaced by the recomputed row
-        (2, date(2021, 2, 10), 1, 0, 1, "2021-02"),
-        (2, date(2021, 3, 15), 1, 7, 99, "2021-03"),  # account 2 is not recomputed: kept as it is
-        (3, date(2021, 4, 5), 1, 0, 1, "2021-04"),  # its invoice moved away: account 3 has no day left
-    ]
-    model_view(session, DAILY, DAILY, stored)
+    register_model_rows(session, DAILY, DAILY, STORED)
     first = begin_version(session, warehouse, "v1", incremental=False)
     versions.write_model(first, "intermediate", DAILY, session.table(DAILY), "partition_month")
     commit_version(first, [DAILY], {})
     session.catalog.dropTempView(DAILY)
 
-    session.createDataFrame(
-        [
-            (107, None, None, 1, date(2021, 3, 20)),  # new
-            (301, 3, date(2021, 4, 5), 1, date(2021, 5, 2)),  # moved to account 1 and to 2021-05
-            (202, 2, date(2021, 3, 15), 2, date(2021, 3, 15)),  # paid: account 2's days do not change
-        ],
-        CHANGED_INVOICES_DDL,
-    ).createOrReplaceTempView("changed_invoices")
-    merged = [
-        (101, 1, date(2020, 10, 1), None),
-        (102, 1, date(2021, 1, 15), None),
-        (103, 1, date(2021, 1, 15), None),
-        (104, 1, date(2021, 3, 10), None),
-        (107, 1, date(2021, 3, 20), None),
-        (301, 1, date(2021, 5, 2), None),
-        (201, 2, date(2021, 2, 10), None),
-        (202, 2, date(2021, 3, 15), date(2021, 3, 16)),
-    ]
-    model_view(session, "stg_invoices", "stg_invoices", invoices(merged))
+    register_changed_invoices(session, CHANGES)
+    register_model_rows(session, "stg_invoices", "stg_invoices", with_months(MERGED_INVOICES))
     return session, begin_version(session, warehouse, "v2", incremental=True)
 
 
@@ -141,7 +107,7 @@ def test_building_the_daily_model_rewrites_the_planned_months_and_keeps_the_rest
 def test_a_full_build_of_the_daily_model_recomputes_every_account(spark: SparkSession, tmp_path: Path) -> None:
     session = spark.newSession()
     rows = [(1, 1, date(2021, 1, 5), None), (2, 2, date(2021, 2, 5), None), (3, 2, date(2021, 2, 6), None)]
-    model_view(session, "stg_invoices", "stg_invoices", invoices(rows))
+    register_model_rows(session, "stg_invoices", "stg_invoices", with_months(rows))
     stage = models.Stage(session, "intermediate", begin_version(session, str(tmp_path / "warehouse"), "v1", False))
     stage.build(DAILY)
     assert stage.plan(DAILY) == planning.Plan("build")
