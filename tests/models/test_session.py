@@ -11,6 +11,7 @@ from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 from spark_etl.runtime import class_archive, runner, session
+from spark_etl.sources import extract
 
 
 def test_without_a_usable_java_the_pypi_jre_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,11 +96,25 @@ def test_redacting_text_replaces_every_secret_value_longest_first() -> None:
     )
 
 
-def test_a_short_incremental_run_compiles_with_c1_alone_and_any_other_run_with_c2_too() -> None:
+def test_a_short_run_compiles_with_c1_alone_and_any_other_run_with_c2_too() -> None:
     assert runner.is_quick_jit_run(True, runner.QUICK_JIT_MAX_INVOICES - 1)
     assert not runner.is_quick_jit_run(True, runner.QUICK_JIT_MAX_INVOICES)
     assert not runner.is_quick_jit_run(True, None)  # a warehouse of unknown size keeps C2
-    assert not runner.is_quick_jit_run(False, 10)  # a full run sends every row through every model
+    assert not runner.is_quick_jit_run(True, None, extract_bytes=10)  # an incremental run goes by its warehouse
+    assert runner.is_quick_jit_run(False, None, runner.QUICK_JIT_MAX_EXTRACT_BYTES - 1)
+    assert not runner.is_quick_jit_run(False, None, runner.QUICK_JIT_MAX_EXTRACT_BYTES)
+    assert not runner.is_quick_jit_run(False, 10, None)  # extracts of unknown size (PostgreSQL) keep C2
+
+
+def test_the_extracts_size_is_known_for_a_local_folder_holding_all_four(tmp_path: Path) -> None:
+    for number, extract_file in enumerate(extract.EXTRACTS, start=1):
+        (tmp_path / extract_file.file_name).write_bytes(b"x" * number)
+    (tmp_path / "notes.txt").write_bytes(b"not an extract")
+    assert extract.local_extract_bytes(str(tmp_path)) == 1 + 2 + 3 + 4
+    assert extract.local_extract_bytes(tmp_path.as_uri()) == 10
+    assert extract.local_extract_bytes("hdfs://namenode/extracts") is None  # not on this machine: C2 is kept
+    (tmp_path / "skus.csv").unlink()
+    assert extract.local_extract_bytes(str(tmp_path)) is None  # staging names the missing file
 
 
 @pytest.mark.parametrize("quick_jit", [True, False])

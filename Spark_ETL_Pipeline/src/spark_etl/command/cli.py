@@ -31,7 +31,7 @@ from spark_etl.publishing import reports, run_files, stage_metrics  # noqa: E402
 from spark_etl.publishing.run_files import RunPaths  # noqa: E402
 from spark_etl.runtime import runner  # noqa: E402
 from spark_etl.runtime.session import SECRET_CONF_ENV, redacted_settings, secret_settings  # noqa: E402
-from spark_etl.sources import jdbc  # noqa: E402
+from spark_etl.sources import extract, jdbc  # noqa: E402
 from spark_etl.storage import filesystem  # noqa: E402
 from spark_etl.storage.warehouse import Warehouse  # noqa: E402
 from spark_etl.storage.warehouse_lock import LockFolderError  # noqa: E402
@@ -42,16 +42,20 @@ EXIT_LOCKED = failures.EXIT_BUSY  # another run holds the warehouse or the outpu
 
 
 def driver_jit(options: argparse.Namespace, warehouse: Warehouse | None) -> str:
-    """How the run's driver JVM compiles: "c1" (C1 alone) for an incremental run over a warehouse on this machine
-    known to hold few invoices (`runner.is_quick_jit_run`), "tiered" (C1 then C2) otherwise, or "as set" when the
-    run's spark.driver.extraJavaOptions replace the pipeline's JVM options."""
+    """How the run's driver JVM compiles: "c1" (C1 alone) for a short run (`runner.is_quick_jit_run`: an incremental
+    run over a warehouse on this machine known to hold few invoices, or a full run over small extracts on this
+    machine), "tiered" (C1 then C2) otherwise, or "as set" when the run's spark.driver.extraJavaOptions replace the
+    pipeline's JVM options."""
     if "spark.driver.extraJavaOptions" in spark_conf(options):
         return "as set"
+    if options.separate_jvms:  # each notebook's JVM is started by PySpark, with C2
+        return "tiered"
     stored_invoices = None
-    if warehouse is not None and not options.separate_jvms:
+    if warehouse is not None:
         pointer = warehouse.pointer()
         stored_invoices = None if pointer is None else warehouse.output_rows(pointer.version)
-    return "c1" if runner.is_quick_jit_run(options.incremental, stored_invoices) else "tiered"
+    extract_bytes = None if options.source_is_jdbc else extract.local_extract_bytes(options.extracts)
+    return "c1" if runner.is_quick_jit_run(options.incremental, stored_invoices, extract_bytes) else "tiered"
 
 
 def run_summary(

@@ -77,14 +77,24 @@ class NotebookRun:
 # An incremental run over fewer invoices than this is short enough for C1 alone (`session.QUICK_JIT`). Measured on a
 # day's delta, C1 alone saved about 3 s at 1x (9,700 invoices) and 100x (970,000) but cost about 7 s at 1000x
 # (9.7 million), where the CSV export alone writes every invoice. Estimated from those three sizes, the saving falls
-# by about a second per million invoices and is gone near 3 million. A full run always keeps C2: it sends every row
-# through every model (docs/scaling.md).
+# by about a second per million invoices and is gone near 3 million.
 QUICK_JIT_MAX_INVOICES = 2_000_000
 
+# A full run over CSV extracts smaller than this is short enough for C1 alone too. Measured on generated extracts,
+# full runs, tiered against C1 alone (two runs each): 1x real extracts (1.4 MB) 23.4 and 23.7 s against 20.6 and
+# 20.4 s; 3x (4.4 MB) 24.6 and 24.8 s against 22.7 and 22.5 s; 10x (15 MB) 29.0 and 28.6 s against 26.7 and 25.9 s;
+# 30x (47 MB) 37.2 and 36.8 s against 37.4 and 37.4 s, even; and 100x 44.4 s against 65.7 s (docs/scaling.md). C1
+# alone also used a quarter less CPU below 30x. A run from PostgreSQL, whose size is not known before its JVM
+# starts, keeps C2.
+QUICK_JIT_MAX_EXTRACT_BYTES = 20_000_000
 
-def is_quick_jit_run(incremental: bool, stored_invoices: int | None) -> bool:
-    """Whether the run's JVM gets C1 alone: an incremental run over a warehouse known to hold few invoices."""
-    return incremental and stored_invoices is not None and stored_invoices < QUICK_JIT_MAX_INVOICES
+
+def is_quick_jit_run(incremental: bool, stored_invoices: int | None, extract_bytes: int | None = None) -> bool:
+    """Whether the run's JVM gets C1 alone: an incremental run over a warehouse known to hold few invoices, or a
+    full run over extracts known to be small."""
+    if incremental:
+        return stored_invoices is not None and stored_invoices < QUICK_JIT_MAX_INVOICES
+    return extract_bytes is not None and extract_bytes < QUICK_JIT_MAX_EXTRACT_BYTES
 
 
 @contextlib.contextmanager

@@ -57,6 +57,18 @@ def extract_path(extracts_dir: str, extract: Extract) -> str:
     return f"{extracts_dir.rstrip('/')}/{extract.file_name}"
 
 
+def local_extract_bytes(extracts_dir: str) -> int | None:
+    """The size of the four extracts in a folder on this machine, known before any JVM starts (it chooses the run's
+    compilers: `runner.is_quick_jit_run`); None for a folder elsewhere or a file missing, which staging reports."""
+    folder = filesystem.local_folder(extracts_dir)
+    if folder is None:
+        return None
+    try:
+        return sum((folder / extract.file_name).stat().st_size for extract in EXTRACTS)
+    except OSError:
+        return None
+
+
 def read_header(spark: SparkSession, path: str, encoding: str = UTF_8) -> list[str]:
     """Read only the header line, through Hadoop's file system so any URI (file:, hdfs:, s3a:) works. Names are
     trimmed, as values are: ` account_id ` names the account_id column."""
