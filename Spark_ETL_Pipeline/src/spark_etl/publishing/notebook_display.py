@@ -6,6 +6,7 @@ Only aggregates (a few dozen rows at most) ever reach the driver here.
 from __future__ import annotations
 
 import html
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -88,8 +89,19 @@ def bar_chart(
         line_axis.set_ylabel(secondary_label)
         line_axis.set_ylim(bottom=0)
     figure.tight_layout()
-    plt.show()
+    _display(figure_png(figure))
     plt.close(figure)
+
+
+def figure_png(figure: Any) -> Any:
+    """The figure as a PNG for the notebook, drawn once. Jupyter's inline backend crops a figure it shows
+    (bbox_inches="tight"), which draws it twice, text layout and all: two thirds of a chart's time, and a tenth of a
+    small run's. tight_layout has already fitted the labels inside the figure, so there is nothing to crop."""
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=figure.dpi, facecolor=figure.get_facecolor())
+    return Image(data=buffer.getvalue(), format="png")
 
 
 def rows_as_dicts(model_df: DataFrame, limit: int = 200) -> list[dict[str, Any]]:
