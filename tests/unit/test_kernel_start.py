@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
+import pytest
 from jupyter_client.manager import KernelManager
 
 from spark_etl.runtime import runner
@@ -74,6 +76,31 @@ def test_the_clients_a_notebook_made_for_the_shared_kernel_are_closed_after_it()
         assert not any(client.channels_running for client in made) and manager.made_clients == []
     finally:
         manager.shutdown_kernel(now=True)
+
+
+def test_clients_of_the_shared_kernel_started_and_stopped_at_once_leave_no_failed_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client stopped before its heartbeat thread had opened its socket left that thread to fail with "Too many
+    open files" (1 client in 8); the shared kernel's clients have no heartbeat, and ask the manager whether the
+    kernel lives."""
+    failed: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hooked: failed.append(str(hooked.exc_value)))
+    manager = runner.StageKernelManager(kernel_name=runner.KERNEL_NAME)
+    manager.start_kernel(extra_arguments=runner.KERNEL_ARGUMENTS)
+    try:
+        made = []
+        for number in range(100):  # a SharedKernel.execute's client, then nbclient's, in turn
+            client = manager.blocking_client() if number % 2 else manager.client()
+            client.start_channels()
+            client.stop_channels()
+            made.append(client)
+        assert made[0].is_alive() and made[1].is_alive()
+    finally:
+        manager.shutdown_kernel(now=True)
+    assert failed == []
+    assert {type(client) for client in made} == {runner.StageKernelClient}
+    assert not made[0].is_alive()  # the manager's answer once the kernel is gone
 
 
 def test_the_entry_script_loads_none_of_what_the_kernel_preloads() -> None:

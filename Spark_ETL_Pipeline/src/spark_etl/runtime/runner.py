@@ -15,6 +15,7 @@ from typing import Any
 
 import nbformat
 import papermill
+from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -155,14 +156,26 @@ def _kernel_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_SOURCE_DIR), environment) if p)
 
 
+class StageKernelClient(BlockingKernelClient):
+    """A client of the shared kernel without a heartbeat channel. Whether the kernel lives is asked of its manager
+    (`is_alive` does when the client has one, as nbclient's do), and a heartbeat thread opens its socket only once
+    it runs: a client stopped before that, as a short `SharedKernel.execute` often is, destroyed the ZeroMQ context
+    under it, and the thread died with "Too many open files" (1 client in 8 in a loop of start and stop)."""
+
+    def start_channels(
+        self, shell: bool = True, iopub: bool = True, stdin: bool = True, hb: bool = False, control: bool = True
+    ) -> None:
+        super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
+
+
 class StageKernelManager(KernelManager):
     """The shared kernel's manager, which remembers the clients made for it. nbclient makes one per notebook for a
-    kernel it does not own and leaves its channels open (a heartbeat thread and its sockets, about 14 file
-    descriptors each); a kernel that runs many stages (the test suite's, many runs long) would pile them up until
-    ZeroMQ has no file left to open. `stop_clients` closes them once a notebook has run."""
+    kernel it does not own and leaves its channels open (their sockets, several file descriptors each); a kernel
+    that runs many stages (the test suite's, many runs long) would pile them up until ZeroMQ has no file left to
+    open. `stop_clients` closes them once a notebook has run."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(client_factory=StageKernelClient, blocking_class=StageKernelClient, **kwargs)
         self.made_clients: list[Any] = []
 
     def client(self, **kwargs: Any) -> Any:
