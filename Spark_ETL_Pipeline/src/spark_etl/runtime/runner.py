@@ -81,12 +81,9 @@ class NotebookRun:
 # by about a second per million invoices and is gone near 3 million.
 QUICK_JIT_MAX_INVOICES = 2_000_000
 
-# A full run over CSV extracts smaller than this is short enough for C1 alone too. Measured on full runs, tiered
-# against C1 alone (two runs each): the real extracts (1.4 MB) 23.4 and 23.7 s against 20.6 and 20.4 s; generated
-# 3x (4.4 MB) 24.6 and 24.8 s against 22.7 and 22.5 s; 10x (15 MB) 29.0 and 28.6 s against 26.7 and 25.9 s; 30x
-# (47 MB) 37.2 and 36.8 s against 37.4 and 37.4 s, even; and 100x 44.4 s against 65.7 s (docs/scaling.md). C1
-# alone also used a quarter less CPU below 30x. A run from PostgreSQL, whose size is not known before its JVM
-# starts, keeps C2.
+# A full run over CSV extracts smaller than this is short enough for C1 alone too: measured 2 to 3 s faster from the
+# real extracts (1.4 MB) to generated 10x (15 MB), even at 30x (47 MB), and much slower at 100x (docs/scaling.md
+# has the runs). A run from PostgreSQL, whose size is not known before its JVM starts, keeps C2.
 QUICK_JIT_MAX_EXTRACT_BYTES = 20_000_000
 
 
