@@ -221,10 +221,12 @@ def load_features(
     lock_wait_seconds: float = 900.0,
 ) -> int:
     """Replace the serving table's rows with `features_df` at once (staged, then swapped, as a run does in two
-    steps); returns the rows it now holds. Any failure before the swap's commit leaves the table as it was."""
+    steps); returns the rows it now holds. Any failure before the swap's commit leaves the table as it was. A
+    concurrent load's staging may drop this one's staging table between the two steps (it clears earlier
+    staging tables), so the swap is given the rows to stage again."""
     version = f"adhoc_{uuid.uuid4().hex[:12]}"
     stage_features(spark, database, table_name, features_df, version, lock_wait_seconds)
-    return swap(spark, database, table_name, version, lock_wait_seconds=lock_wait_seconds)
+    return swap(spark, database, table_name, version, features_df, lock_wait_seconds)
 
 
 def _write_staging(features_df: DataFrame, database: Database, staging_table: str) -> int:
