@@ -132,7 +132,7 @@ def test_reports_are_self_contained_html(messy_run: Run) -> None:
     assert all(f"href='{name}.html'" in index for name in ("01_staging", "02_intermediate", "03_marts"))
     for page in ("01_staging.html", "02_intermediate.html", "03_marts.html"):
         text = (reports / page).read_text(encoding="utf-8")
-        assert "data:image/png;base64," in text  # charts embedded
+        assert "data:image/svg+xml;base64," in text  # charts embedded (svg_chart draws them)
         assert re.search(r"<script[^>]*src=.https?://", text) is None  # nothing fetched from the network
 
 

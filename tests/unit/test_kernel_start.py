@@ -51,7 +51,7 @@ def test_the_kernel_preloads_the_stage_modules_and_each_stage_starts_with_no_nam
         "spark_etl.runtime.stage_kernel",
         "spark_etl.publishing.notebook_display",
         "spark_etl.sources.source_state",
-        "matplotlib.pyplot",
+        "IPython.display",
     ):
         assert module in first["modules"]
     assert "spark_etl.runtime.kernel_lifetime" in first["modules"]  # the other start-up line ran too
@@ -107,7 +107,7 @@ def test_the_entry_script_loads_none_of_what_the_kernel_preloads() -> None:
     """The runner reads the kernel's start-up line from stage_kernel; the entry script draws no chart."""
     probe = (
         "import sys, spark_etl.command.cli\n"
-        "print('matplotlib.pyplot' in sys.modules, 'spark_etl.publishing.notebook_display' in sys.modules)"
+        "print('IPython.display' in sys.modules, 'spark_etl.publishing.notebook_display' in sys.modules)"
     )
     env = {**os.environ, "PYTHONPATH": str(runner.PACKAGE_SOURCE_DIR)}
     printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)

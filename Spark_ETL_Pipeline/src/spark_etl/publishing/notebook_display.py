@@ -1,4 +1,4 @@
-"""What the notebooks show: the SQL they run, profiles as small tables, matplotlib charts of Spark aggregates.
+"""What the notebooks show: the SQL they run, profiles as small tables, SVG charts of Spark aggregates.
 
 Only aggregates (a few dozen rows at most) ever reach the driver here.
 """
@@ -6,7 +6,6 @@ Only aggregates (a few dozen rows at most) ever reach the driver here.
 from __future__ import annotations
 
 import html
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -16,6 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_etl.modelling import models, quality, registry
+from spark_etl.publishing import svg_chart
 from spark_etl.publishing.html_table import html_table
 
 
@@ -73,35 +73,11 @@ def bar_chart(
     secondary: Sequence[float | None] | None = None,
     secondary_label: str = "",
 ) -> None:
-    """A bar chart, optionally with a line on a second axis (e.g. invoices and late rate per month)."""
-    import matplotlib.pyplot as plt
+    """A bar chart, optionally with a line on a second axis (e.g. invoices and late rate per month), as SVG
+    (svg_chart: why not matplotlib)."""
+    from IPython.display import SVG
 
-    figure, axis = plt.subplots(figsize=(9, 3.6))
-    positions = list(range(len(labels)))
-    axis.bar(positions, values, color="#4C72B0")
-    axis.set_xticks(positions, [str(label) for label in labels], rotation=45 if len(labels) > 8 else 0, ha="right")
-    axis.set_title(title)
-    axis.set_xlabel(xlabel)
-    axis.set_ylabel(ylabel)
-    if secondary is not None:
-        line_axis = axis.twinx()
-        line_axis.plot(positions, [float("nan") if v is None else v for v in secondary], color="#DD8452", marker="o")
-        line_axis.set_ylabel(secondary_label)
-        line_axis.set_ylim(bottom=0)
-    figure.tight_layout()
-    _display(figure_png(figure))
-    plt.close(figure)
-
-
-def figure_png(figure: Any) -> Any:
-    """The figure as a PNG for the notebook, drawn once. Jupyter's inline backend crops a figure it shows
-    (bbox_inches="tight"), which draws it twice, text layout and all: two thirds of a chart's time, and a tenth of a
-    small run's. tight_layout has already fitted the labels inside the figure, so there is nothing to crop."""
-    from IPython.display import Image
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=figure.dpi, facecolor=figure.get_facecolor())
-    return Image(data=buffer.getvalue(), format="png")
+    _display(SVG(data=svg_chart.bar_chart(labels, values, title, xlabel, ylabel, secondary, secondary_label)))
 
 
 def rows_as_dicts(model_df: DataFrame, limit: int = 200) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """What a run's kernel does besides the stages' cells: load what they import while it boots, and start each stage
 with an empty namespace attached to the run's JVM.
 
-The runner starts the kernel and the Spark JVM together, so the imports (about a second: PySpark, matplotlib,
-IPython's display) overlap the JVM's start instead of delaying the first stage's first cell. This module itself
+The runner starts the kernel and the Spark JVM together, so the imports (PySpark, IPython's display, the
+package) overlap the JVM's start instead of delaying the first stage's first cell. This module itself
 imports nothing heavy: the entry script reads STARTUP_LINE from it and needs none of what the kernel loads.
 """
 
@@ -14,9 +14,8 @@ import os
 # What the runner has each kernel run at start-up (IPKernelApp.exec_lines), leaving no name behind.
 STARTUP_LINE = "__import__('spark_etl.runtime.stage_kernel', fromlist=['_']).preload()"
 
-# what the stage notebooks import, and matplotlib's pyplot for their charts' first draw
+# what the stage notebooks import
 STAGE_MODULES = (
-    "matplotlib.pyplot",
     "IPython.display",
     "spark_etl.incremental.increments",
     "spark_etl.modelling.models",
