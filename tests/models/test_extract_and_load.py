@@ -181,6 +181,57 @@ def test_rows_read_are_observed_during_the_first_scan(spark: SparkSession, tmp_p
     assert isinstance(invoices_observation, Observation) and invoices_observation.get == {"rows": 2}
 
 
+def test_the_four_extracts_are_scanned_in_one_job_and_each_gets_its_own_answer(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """scan_lines counts per file in one aggregation; a file with no line at all has no group, and still an answer."""
+    files = {
+        "plain.csv": b"a,b\n1,2\n",
+        "crlf.csv": b"a,b\r\n1,2\r\n",
+        "quoted_break.csv": b'a,b\n1,"x\ny"\n',  # a quote left open on its line: not whole records
+        "not_utf8.csv": b"a,b\n1,\xff\n2,\xfe\n",
+        "empty.csv": b"",
+        "lone_cr.csv": b"a,b\n1,x\ry\n",  # a CR inside a line: the line reader would end the line there
+    }
+    for name, content in files.items():
+        write_bytes(tmp_path, name, content)
+    spark.sparkContext.setJobGroup("scan_all", "scanning several files' lines")
+    try:
+        scans = extract.scan_lines(spark, [str(tmp_path / name) for name in files])
+        assert len(jobs_in_group(spark, "scan_all")) == 2  # one scan: its map job and its result job
+    finally:
+        spark.sparkContext.setJobGroup("tests", "tests")
+    assert dict(zip(files, scans, strict=True)) == {
+        "plain.csv": extract.LineScan(not_utf8=0, are_records=True),
+        "crlf.csv": extract.LineScan(not_utf8=0, are_records=True),
+        "quoted_break.csv": extract.LineScan(not_utf8=0, are_records=False),
+        "not_utf8.csv": extract.LineScan(not_utf8=2, are_records=True),
+        "empty.csv": extract.LineScan(not_utf8=0, are_records=True),
+        "lone_cr.csv": extract.LineScan(not_utf8=0, are_records=False),
+    }
+    assert extract.scan_lines(spark, []) == []
+
+
+def test_every_header_is_checked_before_any_file_is_scanned(spark: SparkSession, tmp_path: Path) -> None:
+    """A run with a file that is not UTF-8 and another without a required column names the column: the headers
+    are read first, without a Spark job."""
+    for spec in extract.EXTRACTS:
+        write_bytes(
+            tmp_path,
+            spec.file_name,
+            (",".join(spec.columns) + "\n" + ",".join("v" for _ in spec.columns) + "\n").encode(),
+        )
+    write_bytes(tmp_path, "accounts.csv", ",".join(ACCOUNTS.columns).encode() + b"\n" + b"1,\xff,x,x,x,x,x\n")
+    write_bytes(tmp_path, "invoice_line_items.csv", b"invoice_id,item_id\n1,2\n")
+    spark.sparkContext.setJobGroup("headers_first", "registering extracts with two faults")
+    try:
+        with pytest.raises(extract.ExtractError, match=r"invoice_line_items\.csv: missing column quantity"):
+            extract.register_extracts(spark, str(tmp_path))
+        assert jobs_in_group(spark, "headers_first") == []
+    finally:
+        spark.sparkContext.setJobGroup("tests", "tests")
+
+
 def test_a_header_only_extract_is_known_empty_without_a_scan(spark: SparkSession, tmp_path: Path) -> None:
     headers = {spec.table_name: ",".join(spec.columns).encode("utf-8") for spec in extract.EXTRACTS}
     write_bytes(tmp_path, "accounts.csv", headers["accounts"] + b"\r\n")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -117,8 +118,9 @@ class LineScan:
     are_records: bool
 
 
-def scan_lines(spark: SparkSession, path: str) -> LineScan:
-    """One scan of the file's lines (split at LF only), as raw bytes, for two questions.
+def scan_lines(spark: SparkSession, paths: Sequence[str]) -> list[LineScan]:
+    """One scan of the files' lines (split at LF only), as raw bytes, for two questions per file; one Spark job
+    for all of them, as each question is a count per file.
 
     Is every line valid UTF-8? Spark's readers replace bytes that are not with U+FFFD, silently; a line whose
     bytes differ from its own decoded and re-encoded text holds such bytes (a U+FFFD really in the file is valid
@@ -133,7 +135,16 @@ def scan_lines(spark: SparkSession, path: str) -> LineScan:
       some lines only (the whole-file parser keeps a CR the first line ending did not have);
     - a line of only whitespace (a malformed record to the whole-file parser, skipped by the line parser).
     """
-    lines_df = spark.read.option("lineSep", "\n").text(path)
+    if not paths:
+        return []
+    # each file's lines tagged with its place in `paths` (not its name: Spark qualifies the names it reports)
+    lines_df = functools.reduce(
+        DataFrame.unionByName,
+        [
+            spark.read.option("lineSep", "\n").text(path).select(F.lit(index).alias("file"), "value")
+            for index, path in enumerate(paths)
+        ],
+    )
     value = F.col("value")
     first_cr = F.instr(value, "\r")
     is_odd = (
@@ -141,14 +152,22 @@ def scan_lines(spark: SparkSession, path: str) -> LineScan:
         | ((first_cr > 0) & (first_cr < F.length(value)))
         | ((F.length(value) > 0) & value.rlike("^[\\x00-\\x20]+$"))
     )
-    counts = lines_df.agg(
+    counted = lines_df.groupBy("file").agg(
         F.count(F.lit(1)).alias("lines"),
         F.count(F.when(is_odd, 1)).alias("odd"),
         F.count(F.when(value.endswith("\r"), 1)).alias("crlf"),
         F.count(F.when(not_utf8(value), 1)).alias("not_utf8"),
-    ).first()
-    assert counts is not None
-    return LineScan(int(counts["not_utf8"]), counts["odd"] == 0 and counts["crlf"] in (0, counts["lines"]))
+    )
+    by_file = {row["file"]: row for row in counted.collect()}  # a row per file that has a line
+    scans = []
+    for index in range(len(paths)):
+        counts = by_file.get(index)
+        if counts is None:  # no line at all: nothing that is not UTF-8, nothing odd
+            scans.append(LineScan(0, True))
+            continue
+        is_records = counts["odd"] == 0 and counts["crlf"] in (0, counts["lines"])
+        scans.append(LineScan(int(counts["not_utf8"]), is_records))
+    return scans
 
 
 # a header with nothing after it is a few hundred bytes; a larger file is scanned, even if it turns out empty
@@ -194,26 +213,25 @@ def read_extract(spark: SparkSession, extracts_dir: str, extract: Extract, encod
     line: a reader would otherwise replace those bytes, changing values silently. With one, the file is decoded
     with it, whole.
     """
-    return _read_checked(spark, extracts_dir, extract, encoding)[0]
+    return _read_checked(spark, extracts_dir, [extract], encoding)[extract.table_name][0]
 
 
-def _read_checked(spark: SparkSession, extracts_dir: str, extract: Extract, encoding: str) -> tuple[DataFrame, bool]:
-    """`read_extract`'s DataFrame, and whether the file is header-only (`is_header_only`), found on the way."""
-    path = extract_path(extracts_dir, extract)
+def _read_checked(
+    spark: SparkSession, extracts_dir: str, extracts: Sequence[Extract], encoding: str
+) -> dict[str, tuple[DataFrame, bool]]:
+    """`read_extract` for several extracts, by table name, with whether each file is header-only
+    (`is_header_only`): every header is checked before any file is scanned, and the files are scanned together."""
     if encoding and not filesystem.jvm(spark).java.nio.charset.Charset.isSupported(encoding):
         raise ExtractError(f"--encoding {encoding}: not an encoding Java knows (e.g. UTF-8, ISO-8859-1, windows-1252)")
-    header = read_header(spark, path, encoding or UTF_8)
-    for column in extract.columns:
-        if column not in header:
-            raise ExtractError(f"{path}: missing column {column} (header: {','.join(header)})")
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise ExtractError(f"{path}: column {duplicated[0]} appears more than once in the header")
-    schema = StructType([StructField(name, StringType()) for name in [*header, CORRUPT_RECORD_COLUMN]])
-    in_splits = False
-    header_only = not encoding and is_header_only(spark, path)
-    if not encoding and not header_only:
-        lines = scan_lines(spark, path)
+    paths = {extract.table_name: extract_path(extracts_dir, extract) for extract in extracts}
+    headers = {
+        extract.table_name: _checked_header(spark, paths[extract.table_name], extract, encoding) for extract in extracts
+    }
+    header_only = {name: not encoding and is_header_only(spark, path) for name, path in paths.items()}
+    scanned = [name for name in paths if not encoding and not header_only[name]]
+    in_splits = dict.fromkeys(paths, False)
+    for name, lines in zip(scanned, scan_lines(spark, [paths[name] for name in scanned]), strict=True):
+        path = paths[name]
         if lines.not_utf8:
             line_number = first_line_not_utf8(spark, path)
             raise ExtractError(
@@ -221,18 +239,38 @@ def _read_checked(spark: SparkSession, extracts_dir: str, extract: Extract, enco
                 "pass --encoding NAME if the extracts are encoded otherwise"
             )
         file_bytes = filesystem.size(spark, path)
-        in_splits = file_bytes > split_size(spark, file_bytes) and lines.are_records
-    raw_df = spark.read.csv(
-        path,
-        schema=schema,
-        header=True,
-        multiLine=not in_splits,
-        escape='"',
-        encoding=encoding or UTF_8,
-        mode="PERMISSIVE",
-        columnNameOfCorruptRecord=CORRUPT_RECORD_COLUMN,
-    )
-    return raw_df.select(*[raw_df[name] for name in [*extract.columns, CORRUPT_RECORD_COLUMN]]), header_only
+        in_splits[name] = file_bytes > split_size(spark, file_bytes) and lines.are_records
+    read: dict[str, tuple[DataFrame, bool]] = {}
+    for extract in extracts:
+        name = extract.table_name
+        schema = StructType([StructField(column, StringType()) for column in [*headers[name], CORRUPT_RECORD_COLUMN]])
+        raw_df = spark.read.csv(
+            paths[name],
+            schema=schema,
+            header=True,
+            multiLine=not in_splits[name],
+            escape='"',
+            encoding=encoding or UTF_8,
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord=CORRUPT_RECORD_COLUMN,
+        )
+        read[name] = (
+            raw_df.select(*[raw_df[column] for column in [*extract.columns, CORRUPT_RECORD_COLUMN]]),
+            header_only[name],
+        )
+    return read
+
+
+def _checked_header(spark: SparkSession, path: str, extract: Extract, encoding: str) -> list[str]:
+    """The file's header, once it names each of the extract's columns, each once."""
+    header = read_header(spark, path, encoding or UTF_8)
+    for column in extract.columns:
+        if column not in header:
+            raise ExtractError(f"{path}: missing column {column} (header: {','.join(header)})")
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise ExtractError(f"{path}: column {duplicated[0]} appears more than once in the header")
+    return header
 
 
 def register_extracts(spark: SparkSession, extracts_dir: str, encoding: str = "") -> dict[str, Observation | int]:
@@ -244,7 +282,7 @@ def register_extracts(spark: SparkSession, extracts_dir: str, encoding: str = ""
     """
     if not filesystem.exists(spark, extracts_dir):
         raise ExtractError(f"{extracts_dir}: folder not found")
-    raw_dfs = {extract.table_name: _read_checked(spark, extracts_dir, extract, encoding) for extract in EXTRACTS}
+    raw_dfs = _read_checked(spark, extracts_dir, EXTRACTS, encoding)
     observations: dict[str, Observation | int] = {}
     for extract in EXTRACTS:
         (raw_df, header_only), view = raw_dfs[extract.table_name], f"raw_{extract.table_name}"
