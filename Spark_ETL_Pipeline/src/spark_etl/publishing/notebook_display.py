@@ -9,7 +9,7 @@ import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, ParamSpec
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -17,6 +17,8 @@ from pyspark.sql import functions as F
 from spark_etl.modelling import models, quality, registry
 from spark_etl.publishing import svg_chart
 from spark_etl.publishing.html_table import html_table
+
+P = ParamSpec("P")
 
 
 def _display(obj: Any) -> None:
@@ -64,20 +66,20 @@ def show_model_profile(stage: models.Stage, model_name: str) -> dict[str, dict[s
     return show_profile(stage.profile(model_name), stage.profile_caption(model_name))
 
 
-def bar_chart(
-    labels: Sequence[Any],
-    values: Sequence[float],
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    secondary: Sequence[float | None] | None = None,
-    secondary_label: str = "",
-) -> None:
-    """A bar chart, optionally with a line on a second axis (e.g. invoices and late rate per month), as SVG
-    (svg_chart: why not matplotlib)."""
-    from IPython.display import SVG
+def shown_as_svg(draw: Callable[P, str]) -> Callable[P, None]:
+    """A function that displays the SVG `draw` returns, with `draw`'s parameters."""
 
-    _display(SVG(data=svg_chart.bar_chart(labels, values, title, xlabel, ylabel, secondary, secondary_label)))
+    def show(*args: P.args, **kwargs: P.kwargs) -> None:
+        from IPython.display import SVG
+
+        _display(SVG(data=draw(*args, **kwargs)))
+
+    return show
+
+
+# A bar chart, optionally with a line on a second axis (e.g. invoices and late rate per month), drawn as SVG
+# (svg_chart says why not matplotlib)
+bar_chart = shown_as_svg(svg_chart.bar_chart)
 
 
 def rows_as_dicts(model_df: DataFrame, limit: int = 200) -> list[dict[str, Any]]:
