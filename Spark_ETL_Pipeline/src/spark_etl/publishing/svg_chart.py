@@ -37,8 +37,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def tick_label(value: float, ticks: Sequence[float]) -> str:
     """A tick's value with thousands separators and as many decimals as the step needs."""
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 0
+    step = ticks[1] - ticks[0]  # nice_ticks gives at least two, increasing
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     return f"{value:,.{decimals}f}"
 
 
@@ -52,11 +52,10 @@ def bar_chart(
     secondary_label: str = "",
 ) -> str:
     """One bar per label, with `secondary` (None: no value) as a line on a second axis from 0 when given."""
-    has_line = secondary is not None
     rotated = len(labels) > ROTATE_AFTER
-    left, right = LEFT, WIDTH - (RIGHT_WITH_LINE if has_line else RIGHT)
+    left, right = LEFT, WIDTH - (RIGHT_WITH_LINE if secondary is not None else RIGHT)
     top, bottom = TOP, HEIGHT - (BOTTOM_ROTATED if rotated else BOTTOM)
-    ticks = nice_ticks(min(0.0, *values) if values else 0.0, max(0.0, *values) if values else 1.0)
+    ticks = nice_ticks(min([0.0, *values]), max([0.0, *values]))  # bars stand on 0; no bars: an axis of 0 to 1
 
     slot = (right - left) / max(len(labels), 1)
     parts = [
@@ -107,7 +106,7 @@ def _line(
     """The secondary series: its axis on the right from 0, a polyline through each run of known values (an unknown
     value breaks the line) and a marker on every known one."""
     known = [value for value in values if value is not None]
-    ticks = nice_ticks(0.0, max(0.0, *known) if known else 1.0)
+    ticks = nice_ticks(0.0, max([0.0, *known]))
     parts = []
     for tick in ticks:
         parts.append(_text(right + 6, _y(tick, ticks, top, bottom) + 4, tick_label(tick, ticks), anchor="start"))
