@@ -151,3 +151,28 @@ def test_a_speed_option_the_jvm_refuses_does_not_stop_it(
     assert "base CDS archive is not loaded" in output.out + output.err  # the JVM's own reason, in the run's log
     assert f"did not start with the speed options {session.speed_options(refused)} " in output.err
     assert "starting it without them" in output.err
+
+
+def test_a_jvm_name_is_looked_up_once_and_a_class_member_every_time(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jvm_lookups: a session's process asks the JVM what a name is (a class or a package) once; a class's members
+    (a static field's value may change) are still asked each time."""
+    from py4j.java_gateway import JavaClass, JavaPackage
+
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    client = spark.sparkContext._gateway._gateway_client  # type: ignore[union-attr]
+    sent: list[str] = []
+    send = client.send_command
+    monkeypatch.setattr(client, "send_command", lambda command, *rest: sent.append(command) or send(command, *rest))
+
+    first = jvm.java.util.zip.CRC32  # a name nothing else in the suite looks up
+    assert isinstance(first, JavaClass) and first._fqn == "java.util.zip.CRC32"
+    assert isinstance(jvm.java.util, JavaPackage)
+    assert len(sent) == 4  # java, java.util, java.util.zip, java.util.zip.CRC32
+    assert jvm.java.util.zip.CRC32 is first
+    assert len(sent) == 4
+    assert jvm.java.lang.Integer.MAX_VALUE == 2**31 - 1
+    assert jvm.java.lang.Integer.MAX_VALUE == 2**31 - 1
+    assert [command.splitlines()[:3] for command in sent[-2:]] == [["r", "m", "java.lang.Integer"]] * 2

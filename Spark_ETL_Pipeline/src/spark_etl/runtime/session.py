@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
-from spark_etl.runtime import class_archive
+from spark_etl.runtime import class_archive, jvm_lookups
 
 T = TypeVar("T")
 
@@ -214,6 +214,7 @@ def spark_session(app_name: str, master: str = "local[*]", conf: Mapping[str, st
 
 def _new_session(app_name: str, master: str, settings: Mapping[str, str]) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    jvm_lookups.remember_lookups()
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in settings.items():
         builder = builder.config(key, value)
