@@ -52,9 +52,7 @@ def stage_kernel(viewfs_folder: Path) -> Iterator[runner.SharedKernel]:
         conf["spark.jars"] = jdbc.DEFAULT_DRIVER_JAR
     with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as kernel:
         patch.setenv(jdbc.PASSWORD_ENVIRONMENT_VARIABLE, pg_server.SUPERUSER_PASSWORD)  # what the kernel inherits
-        # C1 alone, as the entry script would choose for each run this kernel serves: all are small
-        # (runner.is_quick_jit_run); C2 compiling code that runs once cost the suite's kernels CPU the runs lack
-        shared = kernel.enter_context(runner.shared_kernel(conf, quick_jit=True))
+        shared = kernel.enter_context(runner.shared_kernel(conf))
         patch.undo()
         yield shared
 
