@@ -165,7 +165,12 @@ def test_a_jvm_name_is_looked_up_once_and_a_class_member_every_time(
     client = spark.sparkContext._gateway._gateway_client  # type: ignore[union-attr]
     sent: list[str] = []
     send = client.send_command
-    monkeypatch.setattr(client, "send_command", lambda command, *rest: sent.append(command) or send(command, *rest))
+
+    def counted(command: str, *rest: object) -> object:
+        sent.append(command)
+        return send(command, *rest)
+
+    monkeypatch.setattr(client, "send_command", counted)
 
     first = jvm.java.util.zip.CRC32  # a class nothing else in the suite looks up (its packages may be known)
     assert isinstance(first, JavaClass) and first._fqn == "java.util.zip.CRC32"
