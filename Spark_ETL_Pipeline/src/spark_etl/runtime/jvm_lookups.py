@@ -3,10 +3,10 @@
 PySpark reaches the JVM through names (`jvm.functions`, `jvm.org.apache.spark.sql.api.python.PythonSQLUtils`,
 `jvm.py4j.reflection.TypeUtil` when it converts an exception), and Py4J asks the JVM to resolve every part of such
 a name each time, as `Class.forName` under each of PySpark's imported packages. Every miss (`org`, `org.apache`,
-`functions` under `java.lang`) searches each of the 250 jars on the driver's class path: a run of a few hundred
-invoices made about 3,800 lookups, and a quarter of its driver JVM's sampled time was spent in them. A name
-resolves the same way for the JVM's whole life (the class path is fixed when it starts), so the answer is kept
-on the gateway's client and asked once.
+`functions` under `java.lang`) searches each of the 250 jars on the driver's class path: a warm run on the real
+extracts made about 3,800 lookups, and in warm runs of 300 invoices a quarter of the driver JVM's sampled time
+was spent in them. A name resolves the same way for the JVM's whole life (the class path is fixed when it
+starts), so the answer is kept on the gateway's client and asked once.
 """
 
 from __future__ import annotations
