@@ -182,3 +182,26 @@ def test_a_jvm_name_is_looked_up_once_and_a_class_member_every_time(
     assert jvm.java.lang.Integer.MAX_VALUE == 2**31 - 1
     assert jvm.java.lang.Integer.MAX_VALUE == 2**31 - 1
     assert [command.splitlines()[:3] for command in sent[-2:]] == [["r", "m", "java.lang.Integer"]] * 2
+
+
+def test_generated_code_of_more_query_shapes_than_sparks_default_cache_is_not_compiled_again(
+    spark: SparkSession,
+) -> None:
+    """session.DEFAULT_CONF keeps the classes of up to 1,000 query shapes: a JVM that runs the models again (a
+    kernel in JupyterLab, the suite's) reuses a run's ~200 classes instead of compiling them again. With Spark's
+    default of 100, the first of these 150 shapes is gone from the cache when it comes round again."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    compilations = jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+
+    def generate_code(shape: int) -> int:
+        """Plan and compile one query shape (its constant is in the generated code) without running a job; the
+        compilations it took."""
+        before = compilations.getCount()
+        spark.range(1).selectExpr(f"id * 7 + {shape} as v")._jdf.queryExecution().executedPlan().execute()
+        return int(compilations.getCount() - before)
+
+    assert generate_code(-1) == 1  # a shape no other test makes: compiled once
+    assert generate_code(-1) == 0  # and found in the cache after
+    assert sum(generate_code(shape) for shape in range(150)) == 150
+    assert generate_code(-1) == 0

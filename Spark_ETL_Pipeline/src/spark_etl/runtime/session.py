@@ -38,6 +38,10 @@ DEFAULT_CONF: dict[str, str] = {
     # parse every field of a record, even of columns no model reads, so a record with too few or too many
     # fields is always caught as malformed instead of passing because the missing field was pruned
     "spark.sql.csv.parser.columnPruning.enabled": "false",
+    # Spark keeps the classes it generated for the last 100 query shapes; a run makes about 200, so a JVM that runs
+    # the models again (a JupyterLab kernel, the test suite's) compiled every one of them again, and the JIT then
+    # compiled the new classes too. Static: fixed when the JVM's first session starts (docs/scaling.md, levers).
+    "spark.sql.codegen.cache.maxEntries": "1000",
 }
 
 
