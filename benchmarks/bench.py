@@ -32,6 +32,7 @@ from bench_jobs import (
     contract_job,
     floor_job,
     load_results,
+    naive_job,
     prime_class_archive,
     run_scale,
     save_results,
@@ -103,6 +104,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--floor", metavar="DIR", help=argparse.SUPPRESS)  # internal: run (a) in this process
     parser.add_argument("--contract", nargs=2, metavar=("DIR", "OUT"), help=argparse.SUPPRESS)  # internal: (d)
+    parser.add_argument("--naive", nargs=2, metavar=("DIR", "OUT"), help=argparse.SUPPRESS)  # internal: (f)
     options = parser.parse_args(argv)
     extra = os.environ.get("BENCH_SCALE", "").strip()
     if extra:
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return floor_job(options.floor)
     if options.contract:
         return contract_job(*options.contract)
+    if options.naive:
+        return naive_job(*options.naive)
     results_path = options.cache_dir / "runs" / "results.json"
     if options.report_only:
         saved, command = load_results(results_path)

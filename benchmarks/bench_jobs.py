@@ -91,6 +91,33 @@ def contract_job(extracts_dir: str, output_path: str) -> int:
     return 0
 
 
+NAIVE_SQL = BENCH_DIR / "naive_reference.sql"
+NAIVE_TABLES = ("accounts", "skus", "invoices", "invoice_line_items")
+
+
+def naive_job(extracts_dir: str, output_path: str) -> int:
+    """(f) The naive reference, in its own process: the four extracts read with a header and no schema, one Spark
+    SQL query (naive_reference.sql), the result written through pandas, as a one-query Spark job does it.
+
+    The yardstick issue 24 sets the pipeline's run time against; its features are not the contract's (nothing is
+    validated, quarantined or stored), so only its time and rows are reported. Multi-line quoted fields (the
+    accounts' addresses) need `multiLine`, without which the accounts are not read at all.
+    """
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("benchmark_naive_reference").master("local[*]")
+    spark = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
+    for table in NAIVE_TABLES:
+        source = spark.read.csv(str(Path(extracts_dir) / f"{table}.csv"), header=True, multiLine=True, escape='"')
+        source.createOrReplaceTempView(table)
+    features: Any = spark.sql(NAIVE_SQL.read_text(encoding="utf-8")).toPandas()  # a pandas DataFrame
+    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+    features.to_csv(output_path, index=False)
+    print(json.dumps({"rows": len(features)}))
+    spark.stop()
+    return 0
+
+
 @dataclass
 class Extracts:
     """A generated extracts folder and the data rows per table the generator wrote."""
@@ -134,6 +161,8 @@ class ScaleResult:
     skewed: bool
     extracts: Extracts
     floor: ProcessRun | None = None
+    naive: ProcessRun | None = None  # (f), the naive reference
+    naive_rows_out: int | None = None
     pipeline: ProcessRun | None = None
     contract: ProcessRun | None = None
     duckdb: ProcessRun | None = None
@@ -166,7 +195,7 @@ class ScaleResult:
         return self.extracts.rows["invoices"] + self.extracts.rows["invoice_line_items"]
 
 
-RUN_NAMES = ("floor", "pipeline", "incremental", "contract", "duckdb")
+RUN_NAMES = ("floor", "naive", "pipeline", "incremental", "contract", "duckdb")
 PROCESS_RUNS = (*RUN_NAMES, "day0")  # the ScaleResult fields holding a ProcessRun
 CONTRACT_MAX_SCALE = 1000.0  # (d) is compared at 1x and 100x; at 1000x it would only lengthen the run
 
@@ -358,6 +387,13 @@ def run_scale(
         report_progress(label, "bare Spark", result.floor)
         if result.floor.ok:
             result.versions = json.loads(result.floor.stdout.strip().splitlines()[-1])
+    if "naive" in engines:  # just before (b), so the two are measured side by side
+        output = scratch / "naive" / "naive_output.csv"
+        command = [python, str(BENCH_DIR / "bench.py"), "--naive", str(extracts.path), str(output)]
+        result.naive = timed(command, repo, env, options, scratch / "naive" / "logs")
+        report_progress(label, "naive", result.naive)
+        if result.naive.ok:
+            result.naive_rows_out = data_rows(output)
     if "pipeline" in engines:
         output = scratch / "pipeline" / "pipeline_output.csv"
         event_log_dir = scratch / "pipeline" / "eventlog"

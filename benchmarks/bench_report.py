@@ -34,6 +34,10 @@ TARGET_1000X_SECONDS = 600.0
 # (e) incremental / (b) full, by scale: a day's run should cost a fraction of a full one, the more so the more
 # history there is
 TARGET_INCREMENTAL = {100.0: 0.5, 1000.0: 0.2}
+# issue 24: the pipeline's full run against the naive reference's (f) at 1x and 100x, and a day's incremental run
+# against (f)'s full run over the same day's data at 100x (a daily user of (f) recomputes everything)
+TARGET_NAIVE_FULL = {1.0: 1.5, 100.0: 1.0}
+TARGET_NAIVE_INCREMENTAL_100X = 0.4
 
 
 def scale_label(scale: float) -> str:
@@ -119,6 +123,12 @@ def scale_table(result: ScaleResult) -> list[str]:
         ("(a) bare Spark: start, read the four files", result.floor, None, rows_in),
         ("(b) pipeline end to end", result.pipeline, result.pipeline_rows_out, rows_in),
         ("(c) DuckDB, same contract", result.duckdb, result.duckdb_rows_out, rows_in),
+        (
+            "(f) naive reference: one Spark SQL query, written through pandas",
+            result.naive,
+            result.naive_rows_out,
+            rows_in,
+        ),
         (
             "(d) Spark, the contract alone: models as views, one write",
             result.contract,
@@ -307,6 +317,20 @@ def incremental_rows(results: list[ScaleResult]) -> list[str]:
         name = f"incremental (e) / full (b) at {scale_label(scale)}, one day's delta"
         numerator = engine_seconds(results, scale, "incremental")
         lines.append(ratio_row(name, numerator, pipeline_seconds(results, scale), target, verdicts))
+    return lines
+
+
+def naive_rows(results: list[ScaleResult]) -> list[str]:
+    """The pipeline against (f), the naive reference, measured side by side in the same run: its full run (b) at
+    1x and 100x, and a day's incremental run (e) at 100x against (f) over the whole extracts (day 0 and the delta)."""
+    lines = ["| ratio | measured | target | result |", "|---|---:|---:|---|"]
+    for scale, target in TARGET_NAIVE_FULL.items():
+        naive = engine_seconds(results, scale, "naive")
+        name = f"pipeline full run (b) / naive reference (f) at {scale_label(scale)}"
+        lines.append(ratio_row(name, pipeline_seconds(results, scale), naive, target, "PASS/MISS"))
+    name = "pipeline incremental run (e) / naive reference's full run (f) at 100x, one day's delta"
+    incremental, naive = engine_seconds(results, 100.0, "incremental"), engine_seconds(results, 100.0, "naive")
+    lines.append(ratio_row(name, incremental, naive, TARGET_NAIVE_INCREMENTAL_100X, "PASS/MISS"))
     return lines
 
 
@@ -652,6 +676,12 @@ def write_report(
         "writes the feature CSV once with `spark_etl.storage.load.export_features`. No notebooks, kernels, stored "
         "models, profiles, rejects or reports. "
         f"It runs at the unskewed sizes below {CONTRACT_MAX_SCALE:g}x; its ratios are taken at 1x and 100x.",
+        "- (f) **the naive reference**, measured just before (b): a fresh Python process that reads the four "
+        "extracts with a header and no schema (`spark.read.csv(header=True, multiLine=True)`, every column a "
+        "string), runs one Spark SQL query (`benchmarks/naive_reference.sql`: the three joins, a group by "
+        "invoice and two window counts) and writes the result through `toPandas().to_csv`, as a one-query Spark "
+        "job does. It validates, quarantines and stores nothing, and its features are not the contract's; only "
+        "its time is compared.",
         "- (e) **the pipeline's incremental run of one day**, at each unskewed size (`--no-incremental` skips "
         "it): the extracts are split (`benchmarks/bench_delta.py`, cached beside them) into day 0 and the next "
         f"day's delta. The delta holds the invoices of the latest issue day(s), about {NEW_SHARE:.1%} of all "
@@ -685,6 +715,13 @@ def write_report(
         "",
         *skew_note(results),
         *equality_lines(results),
+        "## Against the naive reference",
+        "",
+        "The pipeline with every feature it has (validation and quarantine, stored models, profiles, charts, "
+        "reports) against (f), one Spark SQL query written through pandas, in the same run.",
+        "",
+        *naive_rows(results),
+        "",
         "## What Spark alone reaches",
         "",
         "The same two ratios with (d), the contract alone, in place of the pipeline: the same reads and SQL "

@@ -1,4 +1,5 @@
-"""The benchmark's contract job (bench.py --contract) on its own over the real extracts: the reference features."""
+"""The benchmark's own Spark jobs run on their own over the real extracts: the contract job (bench.py --contract)
+gives the reference features, the naive reference job (--naive) one row per invoice."""
 
 from __future__ import annotations
 
@@ -35,3 +36,22 @@ def test_the_contract_job_alone_gives_the_reference_features(tmp_path: Path, rea
     expected = reference_contract.compute(real_extracts_dir)
     header, rows = read_rows(output)
     assert (tuple(header), rows) == (expected.header, expected.rows)
+
+
+def test_the_naive_reference_job_gives_one_row_per_invoice_of_the_real_extracts(
+    tmp_path: Path, real_extracts_dir: Path
+) -> None:
+    """(f), the yardstick the pipeline's time is set against, must run on its own and give the same invoices with
+    the same eight columns; its values are not the contract's (it checks nothing), so only its shape is asserted."""
+    output = tmp_path / "naive_output.csv"
+    subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "benchmarks" / "bench.py"), "--naive", str(real_extracts_dir), str(output)],
+        check=True,
+        capture_output=True,
+        cwd=PROJECT_DIR,
+        timeout=600,
+    )
+    expected = reference_contract.compute(real_extracts_dir)
+    header, rows = read_rows(output)
+    assert tuple(header) == expected.header
+    assert sorted(row[0] for row in rows) == sorted(row[0] for row in expected.rows)
