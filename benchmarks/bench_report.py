@@ -681,7 +681,8 @@ def write_report(
         "string), runs one Spark SQL query (`benchmarks/naive_reference.sql`: the three joins, a group by "
         "invoice and two window counts) and writes the result through `toPandas().to_csv`, as a one-query Spark "
         "job does. It validates, quarantines and stores nothing, and its features are not the contract's; only "
-        "its time is compared.",
+        "its time is compared. "
+        f"It runs at the unskewed sizes below {CONTRACT_MAX_SCALE:g}x: `toPandas` collects every row to its driver.",
         "- (e) **the pipeline's incremental run of one day**, at each unskewed size (`--no-incremental` skips "
         "it): the extracts are split (`benchmarks/bench_delta.py`, cached beside them) into day 0 and the next "
         f"day's delta. The delta holds the invoices of the latest issue day(s), about {NEW_SHARE:.1%} of all "
