@@ -100,8 +100,8 @@ def naive_job(extracts_dir: str, output_path: str) -> int:
     SQL query (naive_reference.sql), the result written through pandas, as a one-query Spark job does it.
 
     The yardstick issue 24 sets the pipeline's run time against; its features are not the contract's (nothing is
-    validated, quarantined or stored), so only its time and rows are reported. Multi-line quoted fields (the
-    accounts' addresses) need `multiLine`, without which the accounts are not read at all.
+    validated, quarantined or stored), so only its time and rows are reported. `multiLine` is the one option added
+    to a bare header read: without it an account whose quoted address spans lines is split into broken rows.
     """
     from pyspark.sql import SparkSession
 
