@@ -366,6 +366,18 @@ def run_incremental(result: ScaleResult, options: argparse.Namespace, env: dict[
         result.incremental_identical = filecmp.cmp(full_csv, output, shallow=False)
 
 
+def spark_job(
+    job: str, extracts_dir: Path, scratch: Path, options: argparse.Namespace, env: dict[str, str], label: str
+) -> tuple[ProcessRun, int | None]:
+    """One of the benchmark's own Spark jobs, (d) `contract` or (f) `naive`: `bench.py --<job> DIR OUT` in a
+    fresh process; its run and the data rows of the CSV it wrote."""
+    output = scratch / job / f"{job}_output.csv"
+    command = [sys.executable, str(BENCH_DIR / "bench.py"), f"--{job}", str(extracts_dir), str(output)]
+    run = timed(command, options.repo, env, options, scratch / job / "logs")
+    report_progress(label, job, run)
+    return run, data_rows(output) if run.ok else None
+
+
 def run_scale(
     label: str,
     scale: float,
@@ -388,12 +400,7 @@ def run_scale(
         if result.floor.ok:
             result.versions = json.loads(result.floor.stdout.strip().splitlines()[-1])
     if "naive" in engines:  # just before (b), so the two are measured side by side
-        output = scratch / "naive" / "naive_output.csv"
-        command = [python, str(BENCH_DIR / "bench.py"), "--naive", str(extracts.path), str(output)]
-        result.naive = timed(command, repo, env, options, scratch / "naive" / "logs")
-        report_progress(label, "naive", result.naive)
-        if result.naive.ok:
-            result.naive_rows_out = data_rows(output)
+        result.naive, result.naive_rows_out = spark_job("naive", extracts.path, scratch, options, env, label)
     if "pipeline" in engines:
         output = scratch / "pipeline" / "pipeline_output.csv"
         event_log_dir = scratch / "pipeline" / "eventlog"
@@ -411,12 +418,7 @@ def run_scale(
     if "incremental" in engines:
         run_incremental(result, options, env, scratch)
     if "contract" in engines:
-        output = scratch / "contract" / "contract_output.csv"
-        command = [python, str(BENCH_DIR / "bench.py"), "--contract", str(extracts.path), str(output)]
-        result.contract = timed(command, repo, env, options, scratch / "contract" / "logs")
-        report_progress(label, "contract", result.contract)
-        if result.contract.ok:
-            result.contract_rows_out = data_rows(output)
+        result.contract, result.contract_rows_out = spark_job("contract", extracts.path, scratch, options, env, label)
     if "duckdb" in engines:
         output = scratch / "duckdb" / "duckdb_output.csv"
         command = [

@@ -16,23 +16,17 @@ import reference_contract
 pytestmark = pytest.mark.e2e
 
 
+def run_job(option: str, extracts_dir: Path, output: Path) -> Path:
+    """`bench.py <option> DIR OUT` in a process of its own, as the benchmark runs it; the CSV it wrote."""
+    command = [sys.executable, str(PROJECT_DIR / "benchmarks" / "bench.py"), option, str(extracts_dir), str(output)]
+    subprocess.run(command, check=True, capture_output=True, cwd=PROJECT_DIR, timeout=600)
+    return output
+
+
 def test_the_contract_job_alone_gives_the_reference_features(tmp_path: Path, real_extracts_dir: Path) -> None:
     """(d), the contract's models as views in one session, must still run on their own: every input a full run
     registers (the stored_ and withdrawn_ views included) has to be registered by the job too."""
-    output = tmp_path / "contract_output.csv"
-    subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_DIR / "benchmarks" / "bench.py"),
-            "--contract",
-            str(real_extracts_dir),
-            str(output),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=PROJECT_DIR,
-        timeout=600,
-    )
+    output = run_job("--contract", real_extracts_dir, tmp_path / "contract_output.csv")
     expected = reference_contract.compute(real_extracts_dir)
     header, rows = read_rows(output)
     assert (tuple(header), rows) == (expected.header, expected.rows)
@@ -43,14 +37,7 @@ def test_the_naive_reference_job_gives_one_row_per_invoice_of_the_real_extracts(
 ) -> None:
     """(f), the yardstick the pipeline's time is set against, must run on its own and give the same invoices with
     the same eight columns; its values are not the contract's (it checks nothing), so only its shape is asserted."""
-    output = tmp_path / "naive_output.csv"
-    subprocess.run(
-        [sys.executable, str(PROJECT_DIR / "benchmarks" / "bench.py"), "--naive", str(real_extracts_dir), str(output)],
-        check=True,
-        capture_output=True,
-        cwd=PROJECT_DIR,
-        timeout=600,
-    )
+    output = run_job("--naive", real_extracts_dir, tmp_path / "naive_output.csv")
     expected = reference_contract.compute(real_extracts_dir)
     header, rows = read_rows(output)
     assert tuple(header) == expected.header
