@@ -676,13 +676,6 @@ def write_report(
         "writes the feature CSV once with `spark_etl.storage.load.export_features`. No notebooks, kernels, stored "
         "models, profiles, rejects or reports. "
         f"It runs at the unskewed sizes below {CONTRACT_MAX_SCALE:g}x; its ratios are taken at 1x and 100x.",
-        "- (f) **the naive reference**, measured just before (b): a fresh Python process that reads the four "
-        "extracts with a header and no schema (`spark.read.csv(header=True, multiLine=True)`, every column a "
-        "string), runs one Spark SQL query (`benchmarks/naive_reference.sql`: the three joins, a group by "
-        "invoice and two window counts) and writes the result through `toPandas().to_csv`, as a one-query Spark "
-        "job does. It validates, quarantines and stores nothing, and its features are not the contract's; only "
-        "its time is compared. "
-        f"It runs at the unskewed sizes below {CONTRACT_MAX_SCALE:g}x: `toPandas` collects every row to its driver.",
         "- (e) **the pipeline's incremental run of one day**, at each unskewed size (`--no-incremental` skips "
         "it): the extracts are split (`benchmarks/bench_delta.py`, cached beside them) into day 0 and the next "
         f"day's delta. The delta holds the invoices of the latest issue day(s), about {NEW_SHARE:.1%} of all "
@@ -695,6 +688,13 @@ def write_report(
         f"{QUICK_JIT_MAX_INVOICES:,} stored invoices (`spark_etl.runtime.runner.is_quick_jit_run`), "
         "C1 and C2 otherwise "
         "and for every full run; each size's paragraph under the incremental run's time says which it used.",
+        "- (f) **the naive reference**, measured just before (b): a fresh Python process that reads the four "
+        "extracts with a header and no schema (`spark.read.csv(header=True, multiLine=True)`, every column a "
+        "string), runs one Spark SQL query (`benchmarks/naive_reference.sql`: the three joins, a group by "
+        "invoice and two window counts) and writes the result through `toPandas().to_csv`, as a one-query Spark "
+        "job does. It validates, quarantines and stores nothing, and its features are not the contract's; only "
+        "its time is compared. "
+        f"It runs at the unskewed sizes below {CONTRACT_MAX_SCALE:g}x: `toPandas` collects every row to its driver.",
         "",
         "Wall seconds are the whole process, interpreter and JVM start included. Peak memory is the highest "
         "sum of RSS over the process and all its descendants (JVM, notebook kernels), sampled every "
