@@ -20,7 +20,7 @@ from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from spark_etl.publishing import stage_metrics
-from spark_etl.runtime import class_archive, kernel_lifetime, notebook_saves, stage_kernel
+from spark_etl.runtime import class_archive, kernel_lifetime, stage_kernel
 from spark_etl.runtime.session import prepare_jvm_launch, speed_options, start_driver_jvm
 
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parents[2]
@@ -287,7 +287,6 @@ def execute_notebook(
             str(executed_path),
             parameters=parameters,
             kernel_name=KERNEL_NAME,
-            engine_name=notebook_saves.ENGINE_NAME,  # the executed copy written about once a second, not per cell
             cwd=str(notebooks_dir),
             progress_bar=False,
             log_output=False,
