@@ -78,13 +78,15 @@ class MeasuredRun:
 def prepared_extracts(work: Path, scale: float) -> tuple[Path, DaySplit]:
     """The generated extracts and their day split, made once (a marker file says each is complete)."""
     extracts, marker = work / "extracts", work / "extracts.json"
-    if not marker.is_file():
+    split_marker = work / "split.json"
+    if not marker.is_file() or json.loads(marker.read_text())["scale"] != scale:  # none yet, or another size's
+        split_marker.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
         shutil.rmtree(extracts, ignore_errors=True)
         started = time.perf_counter()
         rows = generate(extracts, seed=SEED, scale=scale)
         marker.write_text(json.dumps({"scale": scale, "rows": rows, "seconds": time.perf_counter() - started}))
         print(f"generated {rows} in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    split_marker = work / "split.json"
     if not split_marker.is_file():
         day_split = split(extracts, work / "day0", work / "delta")
         split_marker.write_text(json.dumps(day_split.__dict__))
