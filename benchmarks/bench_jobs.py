@@ -313,15 +313,18 @@ def timed(
     return measure(command, repo, env, options.timeout, log_dir)
 
 
-def pipeline_command(repo: Path, extracts_dir: Path, output: Path, event_log_dir: Path, scale: float) -> list[str]:
+def pipeline_command(
+    repo: Path, extracts_dir: Path, output: Path, event_log_dir: Path, scale: float, driver_memory: str | None = None
+) -> list[str]:
     """The entry script as (b) runs it; (e) and the day-0 run it updates add their options to the same command,
-    so the three pay for the same event log and driver memory."""
+    so the three pay for the same event log and driver memory (`driver_memory`, else 4g from 1000x)."""
     entry = repo / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"
     event_log_dir.mkdir(parents=True)
     command = [sys.executable, str(entry), "--extracts", str(extracts_dir), "--output", str(output), "--quiet"]
     command += ["--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={event_log_dir.as_uri()}"]
-    if scale >= 1000:
-        command += ["--conf", f"spark.driver.memory={DRIVER_MEMORY_1000X}"]
+    memory = driver_memory or (DRIVER_MEMORY_1000X if scale >= 1000 else None)
+    if memory is not None:
+        command += ["--conf", f"spark.driver.memory={memory}"]
     return command
 
 

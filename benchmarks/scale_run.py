@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_delta import DaySplit, split
-from bench_jobs import SEED, clean_env, data_rows, spark_metrics
+from bench_jobs import SEED, clean_env, pipeline_command, spark_metrics
 from bench_measure import ProcessRun, gib, measure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,30 +38,24 @@ sys.path.insert(0, str(REPO / "tools"))
 from extracts_generator import generate  # noqa: E402  (a development tool, imported from tools/)
 
 
-@dataclass
 class DiskWatch:
     """The lowest free space seen on a file system while a run ran, sampled every second in a thread."""
 
-    folder: Path
-    start_free: int = 0
-    lowest_free: int = 0
-    _done: threading.Event | None = None
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> DiskWatch:
-        self.start_free = self.lowest_free = shutil.disk_usage(self.folder).free
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.start_free = self.lowest_free = shutil.disk_usage(folder).free
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> DiskWatch:
         self._thread.start()
         return self
 
     def _watch(self) -> None:
-        assert self._done is not None
         while not self._done.wait(1.0):
             self.lowest_free = min(self.lowest_free, shutil.disk_usage(self.folder).free)
 
     def __exit__(self, *_: object) -> None:
-        assert self._done is not None and self._thread is not None
         self._done.set()
         self._thread.join()
 
@@ -106,16 +100,11 @@ def measured(name: str, command: list[str], folder: Path, work: Path) -> Measure
     return MeasuredRun(name, run, disk.start_free - disk.lowest_free, metrics, summary)
 
 
-def command(extracts: Path, folder: Path, name: str, driver_memory: str, *options: str) -> list[str]:
-    event_log = folder / f"eventlog-{name}"
-    event_log.mkdir(parents=True, exist_ok=True)
-    return [
-        sys.executable, str(REPO / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.py"),
-        "--extracts", str(extracts), "--output", str(folder / "pipeline_output.csv"), "--quiet",
-        "--warehouse", str(folder / "warehouse"), "--keep-versions", "1",
-        "--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={event_log.as_uri()}",
-        "--conf", f"spark.driver.memory={driver_memory}", *options,
-    ]  # fmt: skip
+def command(extracts: Path, folder: Path, name: str, scale: float, driver_memory: str, *options: str) -> list[str]:
+    """The entry script as `make bench` runs it (bench_jobs.pipeline_command), on one warehouse in `folder`."""
+    output, event_log = folder / "pipeline_output.csv", folder / f"eventlog-{name}"
+    command = pipeline_command(REPO, extracts, output, event_log, scale, driver_memory)
+    return [*command, "--warehouse", str(folder / "warehouse"), "--keep-versions", "1", *options]
 
 
 def report(
@@ -164,16 +153,16 @@ def main() -> int:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     full_csv = work / "full_run_output.csv"
-    runs = [measured("full", command(extracts, folder, "full", options.driver_memory), folder, work)]
+    runs = [measured("full", command(extracts, folder, "full", options.scale, options.driver_memory), folder, work)]
     identical = None
     if runs[0].run.ok:
         full_csv.unlink(missing_ok=True)
         os.link(folder / "pipeline_output.csv", full_csv)  # the incremental run publishes a new file by rename
-        incremental = command(Path(day_split.delta), folder, "incremental", options.driver_memory, "--incremental")
+        delta = Path(day_split.delta)
+        incremental = command(delta, folder, "incremental", options.scale, options.driver_memory, "--incremental")
         runs.append(measured("incremental", incremental, folder, work))
         if runs[1].run.ok:
             identical = filecmp.cmp(full_csv, folder / "pipeline_output.csv", shallow=False)
-            assert data_rows(full_csv) == (runs[1].summary or {}).get("output_rows")
     text = report(options.scale, extracts, day_split, runs, identical, options.driver_memory)
     options.out.write_text(text, encoding="utf-8")
     print(text)
