@@ -26,8 +26,8 @@ ENTRY_SCRIPT = PROJECT_DIR / "Spark_ETL_Pipeline" / "src" / "Spark_ETL_Pipeline.
 # a Hadoop URI that is not file:, mounted by the session's kernel (conftest.stage_kernel) on a local folder
 VIEWFS_WAREHOUSES = "viewfs://etl/warehouses"
 VIEWFS_MOUNT_SETTING = "spark.hadoop.fs.viewfs.mounttable.etl.link./warehouses"
-NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
-# the notebooks as committed in notebooks/, whatever they are named (NOTEBOOKS: the three a run executes)
+NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb", "04_monitoring.ipynb")
+# the notebooks as committed in notebooks/, whatever they are named (NOTEBOOKS: the four a run executes)
 COMMITTED_NOTEBOOKS = sorted((PROJECT_DIR / "notebooks").glob("*.ipynb"))
 
 

@@ -11,11 +11,12 @@ import pytest
 from support.pipeline import COMMITTED_NOTEBOOKS as NOTEBOOKS
 
 
-def test_three_stage_notebooks_are_committed() -> None:
+def test_four_stage_notebooks_are_committed() -> None:
     assert [path.name for path in NOTEBOOKS] == [
         "01_staging.ipynb",
         "02_intermediate.ipynb",
         "03_marts.ipynb",
+        "04_monitoring.ipynb",
     ]
 
 

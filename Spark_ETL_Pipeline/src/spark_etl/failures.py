@@ -7,6 +7,7 @@ from __future__ import annotations
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BUSY = 3
+EXIT_CHECKS_FAILED = 4  # a check at error level failed: nothing published (monitoring/checks.py)
 
 
 class RunError(Exception):
@@ -40,6 +41,7 @@ def exit_status_of(error_name: str) -> int:
     name comes back: that of the pipeline's error class of that name, 1 for any other error."""
     # every module that defines one of those classes, so each is known here
     from spark_etl.modelling import quality  # noqa: F401
+    from spark_etl.monitoring import checks  # noqa: F401
     from spark_etl.publishing import run_files  # noqa: F401
     from spark_etl.sources import extract, jdbc  # noqa: F401
     from spark_etl.storage import load, versions, warehouse_lock  # noqa: F401

@@ -27,6 +27,7 @@ from spark_etl import failures  # noqa: E402
 from spark_etl.command import jdbc_options  # noqa: E402
 from spark_etl.command.console import Console, RunFailedError, Termination  # noqa: E402
 from spark_etl.command.options import DEFAULT_MASTER, check_before_spark, parse_options, spark_conf  # noqa: E402
+from spark_etl.monitoring import checks, history  # noqa: E402
 from spark_etl.publishing import reports, run_files, stage_metrics  # noqa: E402
 from spark_etl.publishing.run_files import RunPaths  # noqa: E402
 from spark_etl.runtime import runner  # noqa: E402
@@ -61,7 +62,8 @@ def driver_jit(options: argparse.Namespace, warehouse: Warehouse | None) -> str:
 def run_summary(
     options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float, jit: str = "tiered"
 ) -> dict[str, Any]:
-    staging, intermediate, marts = stage_metrics.of_stages([run.metrics for run in runs])
+    staging, intermediate, marts, monitoring = stage_metrics.of_stages([run.metrics for run in runs])
+    outcomes = monitoring["checks"]
     features_written = next(m["rows"] for m in marts["models"] if m["model"] == "fct_invoice_features")
     return {
         "status": "succeeded",
@@ -92,6 +94,12 @@ def run_summary(
         "rejects_total": sum(staging["rejects"].values()),
         "invoices_with_unknown_account": marts["invoices_with_unknown_account"],
         "invoices_with_unknown_sku": intermediate["invoices_with_unknown_sku"],
+        # the run's checks (monitoring/checks.py): warnings published; errors only with --accept-failed-checks
+        "checks": outcomes,
+        "checks_file": monitoring["checks_file"],
+        "check_warnings": [o["name"] for o in outcomes if o["status"] == "failed" and o["level"] == "warn"],
+        "check_errors": [o["name"] for o in outcomes if o["status"] == "failed" and o["level"] == "error"],
+        "checks_override_reason": options.accept_failed_checks,
         "stages": [
             {"notebook": run.notebook, "seconds": round(run.seconds, 3), "models": run.metrics["models"]}
             for run in runs
@@ -140,9 +148,13 @@ def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, 
             **common,
             "output_path": str(paths.version_outputs / paths.output.name),
             "rejects_path": str(paths.version_outputs / "rejects.csv"),
+            **load,
+        },
+        "04_monitoring.ipynb": {
+            **common,
             "keep_versions": options.keep_versions,
             "commit": False,  # the entry script commits, once the run's summary is kept (commit)
-            **load,
+            "checks_path": "" if options.checks is None else str(Path(options.checks).absolute()),
         },
     }
 
@@ -192,6 +204,8 @@ def failure_of(
     """What the terminal is told, and the exit status, for whatever stopped the run."""
     if isinstance(error, RunFailedError):
         return error
+    if isinstance(error, failures.RunError):  # the entry script's own (a check at error level failed)
+        return RunFailedError(str(error), error.exit_status)
     if isinstance(error, runner.NotebookError):
         if termination.signal_number is not None:
             where = f" in {error.notebook}" + (f", cell {error.cell}" if error.cell is not None else "")
@@ -226,7 +240,10 @@ def run(
     """One run in its own folder: its stages, the commit, then publishing; on any failure its notebooks, reports
     and log are kept under failed_runs/ and named in the error line."""
     started = time.perf_counter()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     warehouse = Warehouse.on_this_machine(paths.warehouse)  # None: elsewhere, reached through Spark alone
+    summary: dict[str, Any] | None = None
+    monitoring: dict[str, Any] | None = None  # the monitoring stage's metrics: what the run's record keeps
     run_files.remove(run_files.dead_runs(paths))  # in the warehouse, a dead run's version goes at the next commit
     repair_published(paths, console, warehouse)
     jit = driver_jit(options, warehouse) if kernel is None else kernel.jit
@@ -242,11 +259,15 @@ def run(
                     try:
                         publish_to_serving(options, paths, kernel, environment)  # an earlier run's swap, if missed
                         runs = run_stages(options, paths, renderer, console, termination, kernel, environment)
+                        monitoring = dict(runs[-1].metrics)
                         summary = run_summary(options, runs, time.perf_counter() - started, jit)
+                        stop_on_failed_checks(options, summary)
                         renderer.finish(paths.executed_notebooks, summary)
                     except BaseException as error:
                         failure = failure_of(error, options, paths, termination)
                         failed = {"status": "failed", "error": str(failure), **jdbc_options.summary(options, None)}
+                        if monitoring is not None:  # the index opens with the checks that stopped it
+                            failed["checks"] = monitoring["checks"]
                         try:
                             run_files.redact_files([paths.executed_notebooks], console.secret_values)
                             renderer.finish(paths.executed_notebooks, failed)
@@ -259,6 +280,17 @@ def run(
                 commit(options, paths, warehouse, kernel, environment)
                 run_files.fault_point("swap")
                 publish_to_serving(options, paths, kernel, environment)
+                assert monitoring is not None
+                record = history.run_record(
+                    paths.run_id,
+                    history.SUCCEEDED,
+                    started_at,
+                    time.perf_counter() - started,
+                    summary,
+                    monitoring,
+                    override_reason=options.accept_failed_checks,
+                )
+                keep_run_record(options, paths, kernel, environment, record, monitoring["keep_runs"])
             run_files.publish(paths, [paths.output.name, "rejects.csv"])
             pointer = None if warehouse is None else warehouse.pointer()
             # the kept versions' files stay; elsewhere the pointer is out of reach: the newest N (run ids sort by time)
@@ -271,10 +303,20 @@ def run(
                 run_files.remove_uncommitted(paths)  # never committed: its CSVs go with it
             console.detail(traceback.format_exc())
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
+            if warehouse is not None and (pointer is None or pointer.version != paths.run_id):
+                record = history.run_record(
+                    paths.run_id, "failed", started_at, time.perf_counter() - started, summary, monitoring, str(failure)
+                )
+                keep_run_record(options, paths, None, {}, record, (monitoring or {}).get("keep_runs", 400))
             return failure.status
         finally:
             run_files.remove([paths.pending])
             console.terminal = sys.stderr
+    assert summary is not None
+    for outcome in summary["checks"]:
+        if outcome["status"] == "failed":
+            accepted = " (accepted: --accept-failed-checks)" if outcome["level"] == "error" else ""
+            console.line(f"warning: check {outcome['name']} ({outcome['level']}){accepted}: {outcome['message']}")
     if summary["is_as_of_after_data"]:
         console.line(
             f"warning: --as-of {summary['as_of']} is after the latest date in the data ({summary['latest_data_date']})"
@@ -286,6 +328,30 @@ def run(
         f"in {summary['seconds']:.1f} s; reports: {paths.output_dir / 'reports' / 'index.html'}"
     )
     return 0
+
+
+def stop_on_failed_checks(options: argparse.Namespace, summary: dict[str, Any]) -> None:
+    """A check at error level failed: the run stops before its commit (exit status 4), unless it was accepted
+    for this run with a reason (--accept-failed-checks)."""
+    if options.accept_failed_checks is None:
+        checks.stop_on_errors(summary["checks"])
+
+
+def keep_run_record(
+    options: argparse.Namespace,
+    paths: RunPaths,
+    kernel: runner.SharedKernel | None,
+    environment: dict[str, str],
+    record: dict[str, Any],
+    keep_runs: int,
+) -> None:
+    """The run's record in the warehouse's history: here for a warehouse on this machine, in the run's kernel for
+    any other (`kernel` None: a failed run's, which only a warehouse on this machine keeps)."""
+    if filesystem.is_local(paths.warehouse):
+        history.RunHistory(paths.warehouse, filesystem.LocalFiles()).write(record, keep_runs)
+    elif kernel is not None:
+        arguments = {"root": paths.warehouse, "record": record, "keep_runs": keep_runs}
+        call_in_kernel(options, kernel, environment, "spark_etl.monitoring.history", "write_in_kernel", arguments)
 
 
 def call_in_kernel(
@@ -365,6 +431,8 @@ def rollback(paths: RunPaths, console: Console) -> int:
     if not all((kept / name).is_file() for name in names):
         raise RunFailedError(f"--rollback: version {previous}'s files are not kept in {kept}", EXIT_BAD_INPUT)
     left, current = warehouse.rollback()
+    rolled_back_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    history.RunHistory(paths.warehouse, filesystem.LocalFiles()).mark_superseded(left, f"rollback at {rolled_back_at}")
     run_files.republish(paths.output_dir, current, names[:2])
     console.line(f"rolled back: version {current} is current again (was {left}); {paths.output} re-published")
     return 0

@@ -10,6 +10,7 @@ from spark_etl import failures
 from spark_etl.command import jdbc_options
 from spark_etl.command.console import RunFailedError
 from spark_etl.modelling.models import parse_as_of
+from spark_etl.monitoring import checks
 from spark_etl.storage import filesystem
 from spark_etl.storage.warehouse import DEFAULT_KEEP_VERSIONS
 
@@ -93,12 +94,26 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="make the previous warehouse version current again and re-publish its CSVs and summary; runs no stage",
     )
+    parser.add_argument(
+        "--checks",
+        metavar="FILE",
+        help="the run's checks (YAML) instead of the package's default_checks.yml; an error-level check that fails "
+        "stops the run with exit status 4 before anything is published",
+    )
+    parser.add_argument(
+        "--accept-failed-checks",
+        metavar="REASON",
+        help="publish this run although error-level checks fail, after review; the reason is kept in the run's "
+        "history record and run_summary.json",
+    )
     jdbc_options.add_options(parser)
     options = parser.parse_args(argv)
     if options.keep_versions < 1:
         parser.error("--keep-versions must be 1 or more")
     if options.rollback and options.incremental:
         parser.error("--rollback runs no stage: it cannot be --incremental")
+    if options.accept_failed_checks is not None and not options.accept_failed_checks.strip():
+        parser.error("--accept-failed-checks needs a reason")
     try:
         parse_as_of(options.as_of)
     except ValueError as error:
@@ -122,7 +137,13 @@ def check_before_spark(options: argparse.Namespace) -> None:
     """What is known wrong before any JVM or kernel starts, and before any file is made: a typo in a local
     --extracts stops the run here, in a second, not in the staging notebook with a failed run's files to clean up.
     Whatever needs Spark to tell (a file's header, a remote folder) the staging notebook checks."""
-    if options.rollback or options.source_is_jdbc:
+    if options.rollback:
+        return
+    try:
+        checks.load(options.checks)
+    except checks.ChecksFileError as error:
+        raise RunFailedError(str(error), EXIT_BAD_INPUT) from None
+    if options.source_is_jdbc:
         return
     folder = filesystem.local_folder(options.extracts)
     if folder is not None and not folder.is_dir():

@@ -201,6 +201,17 @@ def feature_months(stage: Stage, declared: registry.Model) -> Iterator[Plan]:
             yield by_months(months)
 
 
+@contextlib.contextmanager
+def metric_months(stage: Stage, declared: registry.Model) -> Iterator[Plan]:
+    """mon_feature_month_metrics: the months the marts rewrote of fct_invoice_features, whose other months are as
+    the base holds them; whole when the base has no metrics (a full run, or a warehouse an earlier release wrote)."""
+    base = stage.version.base
+    if base is None or declared.name not in base.models:
+        yield by_months(None)
+        return
+    yield by_months(stage.version.rewritten("marts", "fct_invoice_features") or [])
+
+
 # per registry.Incremental: its planner, or its strategy when it names none
 PLANNERS: dict[str, Planner] = {
     "rebuild": rebuild,
@@ -211,4 +222,5 @@ PLANNERS: dict[str, Planner] = {
     "total_months": total_months,
     "daily_months": daily_months,
     "feature_months": feature_months,
+    "metric_months": metric_months,
 }

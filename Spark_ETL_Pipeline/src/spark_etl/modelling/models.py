@@ -19,7 +19,7 @@ from spark_etl.storage.versions import RunVersion, write_model
 if TYPE_CHECKING:
     from spark_etl.incremental.planning import Plan
 
-LAYERS = ("staging", "intermediate", "marts")
+LAYERS = registry.LAYERS
 
 
 # a line that stands for a shared piece of SQL in sql/shared/ (the duplicate-key rule of the *_checked models), in

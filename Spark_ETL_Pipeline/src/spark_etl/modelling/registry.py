@@ -20,8 +20,13 @@ from typing import Literal
 
 from spark_etl.sources.extract import EXTRACTS
 
-LAYERS = ("staging", "intermediate", "marts")
-NOTEBOOKS = {"staging": "01_staging.ipynb", "intermediate": "02_intermediate.ipynb", "marts": "03_marts.ipynb"}
+LAYERS = ("staging", "intermediate", "marts", "monitoring")
+NOTEBOOKS = {
+    "staging": "01_staging.ipynb",
+    "intermediate": "02_intermediate.ipynb",
+    "marts": "03_marts.ipynb",
+    "monitoring": "04_monitoring.ipynb",
+}
 # inputs that are not models: the extracts' views (extract.register_extracts) and the run's parameters
 EXTRACT_VIEWS = {f"raw_{extract.table_name}": extract.file_name for extract in EXTRACTS}
 PARAMETER_VIEWS = {"run_parameters": "--as-of"}
@@ -57,7 +62,7 @@ class Relationship:
 # builds every model whole. `spark_etl.incremental.planning` carries the declaration out (`models.Stage.build`).
 Strategy = Literal["rebuild", "keep_when_unchanged", "by_month"]
 # the planners of `by_month` models: each names the months the run rewrites (and narrows the model's inputs to them)
-MONTH_PLANNERS = ("invoice_months", "line_months", "total_months", "daily_months", "feature_months")
+MONTH_PLANNERS = ("invoice_months", "line_months", "total_months", "daily_months", "feature_months", "metric_months")
 # the planners of `rebuild` models that narrow an input: the delta's lines are checked against the invoices they name
 REBUILD_PLANNERS = ("named_invoices",)
 
@@ -244,6 +249,17 @@ MODELS: tuple[Model, ...] = (
         exported_as="pipeline_output.csv",
         partition_by="partition_month",
         incremental=by_month("feature_months"),
+    ),
+    Model(
+        "monitoring",
+        "mon_feature_month_metrics",
+        "stored",
+        ("fct_invoice_features",),
+        "one row per issue month and monitored feature",
+        (),
+        "unique on (partition_month, feature) by its group-by",
+        partition_by="partition_month",
+        incremental=by_month("metric_months"),
     ),
 )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import nbformat
 
+from spark_etl.publishing import monitoring_display
 from spark_etl.publishing.html_table import html_table
 
 # nbconvert's templates reference MathJax and RequireJS on a CDN; the reports need neither
@@ -39,11 +40,15 @@ def render_notebook(executed_path: Path, html_path: Path) -> None:
     html_path.write_text(REMOTE_SCRIPT.sub("", body), encoding="utf-8")
 
 
+MONITORING_REPORT = "04_monitoring.html#Checks"  # its checks, distributions and the run history below them
+
+
 def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
     """The run at a glance: status, as_of, row accounting, rejects, timings, a link to each report."""
     status = str(summary.get("status", "unknown"))
     parts = [
         f"<h1>Pipeline run: <span class='{html.escape(status)}'>{html.escape(status)}</span></h1>",
+        *([monitoring_display.banner_html(summary["checks"], MONITORING_REPORT)] if summary.get("checks") else []),
         f"<p>as_of <b>{html.escape(str(summary.get('as_of') or '-'))}</b> · output rows "
         f"<b>{summary.get('output_rows', '-')}</b> · {summary.get('seconds', '-')} s · extracts "
         f"<code>{html.escape(str(summary.get('extracts') or '-'))}</code></p>",

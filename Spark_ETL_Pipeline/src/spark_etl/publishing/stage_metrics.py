@@ -57,7 +57,17 @@ class MartsMetrics(StageRecord):
     version: str
 
 
-StageMetrics = StagingMetrics | IntermediateMetrics | MartsMetrics
+class MonitoringMetrics(StageRecord):
+    mode: str
+    tables: dict[str, dict[str, int]]  # as staging's: what the checks judged
+    output_rows: int
+    metrics: dict[str, dict[str, Any]]  # "table" and "run_rows": per feature (feature_metrics.FeatureMetrics.as_json)
+    checks: list[dict[str, Any]]  # per check: name, level, status, message, numbers (checks.Outcome)
+    checks_file: str
+    keep_runs: int  # history records kept (the checks file's history.keep_runs)
+
+
+StageMetrics = StagingMetrics | IntermediateMetrics | MartsMetrics | MonitoringMetrics
 
 
 def publish(metrics: StageMetrics) -> None:
@@ -67,10 +77,17 @@ def publish(metrics: StageMetrics) -> None:
     display({METRICS_MIME_TYPE: metrics, "text/plain": json.dumps(metrics, indent=1)}, raw=True)
 
 
-def of_stages(published: Sequence[Mapping[str, Any]]) -> tuple[StagingMetrics, IntermediateMetrics, MartsMetrics]:
-    """The three stages' metrics as their notebooks published them (`publish`), in stage order, typed."""
-    staging, intermediate, marts = published
-    return cast(StagingMetrics, staging), cast(IntermediateMetrics, intermediate), cast(MartsMetrics, marts)
+def of_stages(
+    published: Sequence[Mapping[str, Any]],
+) -> tuple[StagingMetrics, IntermediateMetrics, MartsMetrics, MonitoringMetrics]:
+    """The four stages' metrics as their notebooks published them (`publish`), in stage order, typed."""
+    staging, intermediate, marts, monitoring = published
+    return (
+        cast(StagingMetrics, staging),
+        cast(IntermediateMetrics, intermediate),
+        cast(MartsMetrics, marts),
+        cast(MonitoringMetrics, monitoring),
+    )
 
 
 def read(executed_path: Path) -> dict[str, Any] | None:

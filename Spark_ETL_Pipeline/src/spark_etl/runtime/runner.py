@@ -26,7 +26,7 @@ from spark_etl.runtime.session import prepare_jvm_launch, speed_options, start_d
 PACKAGE_SOURCE_DIR = Path(__file__).resolve().parents[2]
 PROJECT_DIR = PACKAGE_SOURCE_DIR.parent.parent
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
-STAGE_NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb")
+STAGE_NOTEBOOKS = ("01_staging.ipynb", "02_intermediate.ipynb", "03_marts.ipynb", "04_monitoring.ipynb")
 KERNEL_NAME = "python3"
 # how long the JVM may take to exit once asked; the first run on a machine also writes the class archive then
 JVM_EXIT_SECONDS = 60

@@ -282,6 +282,7 @@ class LocalFiles:
 
     def write_atomically(self, path: str, text: str) -> None:
         target = self._local(path)
+        target.parent.mkdir(parents=True, exist_ok=True)  # as Hadoop's create does
         os.replace(write_beside(target, text), target)
 
     def delete(self, path: str) -> None:

@@ -46,7 +46,7 @@ MODEL_RECORD = "_model.json"
 PARTITION_PREFIX = "part="
 # a version's records of its source (source_state.py), stored and committed like models, read by no model
 SOURCE_LAYER = "source"
-MODEL_LAYERS = ("staging", "intermediate", "marts", SOURCE_LAYER)
+MODEL_LAYERS = ("staging", "intermediate", "marts", "monitoring", SOURCE_LAYER)
 
 
 class VersionError(failures.BadInputError):
