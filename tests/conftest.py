@@ -43,7 +43,7 @@ def viewfs_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stage_kernel(viewfs_folder: Path) -> Iterator[runner.SharedKernel]:
     """One kernel on one Spark JVM for the session, as one run of the entry script has, for the runs that are a
-    test's oracle or its subject (`run_in_kernel`): warm, it runs the three notebooks in about half the time a
+    test's oracle or its subject (`run_in_kernel`): warm, it runs the four notebooks in about half the time a
     fresh process takes. It has the JDBC driver and the test server's password, so it can read from the session's
     PostgreSQL too, and viewfs://etl/warehouses/ mounted on `viewfs_folder`."""
     conf = {"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"}

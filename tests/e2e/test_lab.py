@@ -1,4 +1,4 @@
-"""`python -m spark_etl.devtools.lab` serves the three notebooks with a kernel that is this environment and imports
+"""`python -m spark_etl.devtools.lab` serves the four notebooks with a kernel that is this environment and imports
 spark_etl.
 
 Everything goes through the server's REST and websocket APIs on loopback, with bounded waits, and the server is
@@ -178,6 +178,7 @@ def test_lab_serves_the_notebooks_with_a_kernel_of_this_environment(tmp_path: Pa
             "01_staging.ipynb",
             "02_intermediate.ipynb",
             "03_marts.ipynb",
+            "04_monitoring.ipynb",
         ]
 
         status, kernel = api(port, token, "POST", "/api/kernels", {"name": "python3"})

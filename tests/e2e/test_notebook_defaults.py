@@ -32,8 +32,14 @@ def test_notebooks_run_top_to_bottom_on_their_defaults(tmp_path: Path) -> None:
     assert header == "inv_id,acct_id,inv_total,inv_items,acct_age,num_inv_120d,cum_tot_inv_acct,is_late"
     assert (outputs / "rejects.csv").read_text(encoding="utf-8").startswith("table_name,reject_reason,source_record")
     warehouse = outputs / "warehouse"
-    assert sorted(p.name for p in warehouse.iterdir()) == ["_current.json", "versions"]  # 03 made its version current
+    assert sorted(p.name for p in warehouse.iterdir()) == ["_current.json", "versions"]  # 04 made its version current
     version = json.loads((warehouse / "_current.json").read_text(encoding="utf-8"))["version"]
-    assert version.startswith("manual_")  # run by hand: 01 named it, 02 and 03 found it
+    assert version.startswith("manual_")  # run by hand: 01 named it, 02 to 04 found it
     version_dir = warehouse / "versions" / version
-    assert sorted(p.name for p in version_dir.iterdir()) == ["_manifest.json", "intermediate", "marts", "staging"]
+    assert sorted(p.name for p in version_dir.iterdir()) == [
+        "_manifest.json",
+        "intermediate",
+        "marts",
+        "monitoring",
+        "staging",
+    ]

@@ -1,4 +1,4 @@
-"""The entry script end to end (papermill and the three notebooks included), against the reference."""
+"""The entry script end to end (papermill and the four notebooks included), against the reference."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def test_stderr_has_one_line_per_notebook_and_model(messy_run: Run) -> None:
     lines = messy_run.result.stderr.splitlines()
     assert [line.split()[0] for line in lines if line.endswith(" s") and line.startswith("0")] == list(NOTEBOOKS)
     model_lines = [line.split()[0] for line in lines if line.startswith("  ")]
-    assert model_lines[-1] == "fct_invoice_features" and "stg_invoices" in model_lines
+    assert model_lines[-1] == "mon_feature_month_metrics" and "fct_invoice_features" in model_lines
     assert lines[-1].startswith("done (full, version ")
     assert f"): {len(messy_run.expected.rows):,} invoices" in lines[-1]
     assert not any("Stage " in line and "==>" in line for line in lines)  # no console progress bars
@@ -125,12 +125,16 @@ def test_reports_are_self_contained_html(messy_run: Run) -> None:
         "01_staging.html",
         "02_intermediate.html",
         "03_marts.html",
+        "04_monitoring.html",
         "index.html",
     ]
     index = (reports / "index.html").read_text(encoding="utf-8")
     assert "succeeded" in index and "invoice_line_items/unknown_sku" in index
-    assert all(f"href='{name}.html'" in index for name in ("01_staging", "02_intermediate", "03_marts"))
-    for page in ("01_staging.html", "02_intermediate.html", "03_marts.html"):
+    assert all(
+        f"href='{name}.html'" in index for name in ("01_staging", "02_intermediate", "03_marts", "04_monitoring")
+    )
+    assert "checks-passed" in index  # the checks' banner opens it
+    for page in ("01_staging.html", "02_intermediate.html", "03_marts.html", "04_monitoring.html"):
         text = (reports / page).read_text(encoding="utf-8")
         assert "data:image/svg+xml;base64," in text  # charts embedded (svg_chart draws them)
         assert re.search(r"<script[^>]*src=.https?://", text) is None  # nothing fetched from the network

@@ -23,11 +23,12 @@ pytestmark = pytest.mark.e2e
 
 
 def assert_only_models(warehouse: Path) -> None:
-    """What a finished run leaves in its warehouse: its version's models by layer, the pointer naming it, no lock,
-    no temporary folder."""
-    assert sorted(path.name for path in warehouse.iterdir()) == ["_current.json", "versions"]
+    """What a finished run leaves in its warehouse: its version's models by layer, the pointer naming it, its
+    record in the history, no lock, no temporary folder."""
+    assert sorted(path.name for path in warehouse.iterdir()) == ["_current.json", "_history", "versions"]
     (version,) = [path for path in (warehouse / "versions").iterdir()]
-    assert sorted(path.name for path in version.iterdir()) == ["_manifest.json", "intermediate", "marts", "staging"]
+    layers = ["_manifest.json", "intermediate", "marts", "monitoring", "staging"]
+    assert sorted(path.name for path in version.iterdir()) == layers
     assert [path for path in warehouse.rglob("*") if path.name.startswith(("_tmp_", "_lock"))] == []
 
 

@@ -303,7 +303,8 @@ def run(
                 run_files.remove_uncommitted(paths)  # never committed: its CSVs go with it
             console.detail(traceback.format_exc())
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
-            if warehouse is not None and (pointer is None or pointer.version != paths.run_id):
+            is_recorded = monitoring is not None or pointer is not None  # a failed first run leaves no warehouse
+            if warehouse is not None and is_recorded and (pointer is None or pointer.version != paths.run_id):
                 record = history.run_record(
                     paths.run_id, "failed", started_at, time.perf_counter() - started, summary, monitoring, str(failure)
                 )

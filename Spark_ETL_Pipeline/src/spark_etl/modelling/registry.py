@@ -46,6 +46,10 @@ WITHDRAWN_VIEWS = {
 }
 # the notebook that writes every model's `exported_as` file, once all the models exist
 EXPORTING_LAYER = "marts"
+# the notebook that judges the run (monitoring/checks.py), and what it reads besides its models' inputs: the row
+# accounting its volume checks judge
+MONITORING_LAYER = "monitoring"
+MONITORING_READS = ("stg_row_counts",)
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 

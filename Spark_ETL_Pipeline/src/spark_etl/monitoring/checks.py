@@ -37,7 +37,7 @@ KINDS: dict[str, dict[str, type]] = {
     "minimum": {"feature": str, "minimum": float},
     "output_rows_drop": {"max_drop_fraction": float},
     "empty_source": {},
-    "reject_rate": {"max_rate": float, "min_rejected": int},
+    "reject_rate": {"max_rate": float, "min_rejected": int, "floor": float, "standard_errors": float},
     "delta_volume": {"min_fraction_of_median": float, "min_median_rows": int},
     "psi": {"population": str, "against": str, "features": list, "bins": int, "floor": float, "probability": float},
     "null_rate": {"population": str, "against": str, "features": list, "floor": float, "standard_errors": float},
@@ -205,35 +205,60 @@ def _evaluate(check: Check, run: Observation, baseline: Baseline) -> Outcome:
             return _failed(check, text, numbers)
         return _passed(check, f"output rows {now:,} (previous good run {before:,})", numbers)
     if check.kind == "empty_source":
+        previous = baseline.previous_same_mode
         if run.mode != "full":
             return _skipped(check, "an incremental run's delta may leave a table without rows")
-        empty = sorted(table for table, counts in run.tables.items() if counts["read"] == 0)
+        if previous is None:
+            return _skipped(check, "no earlier good full run: the first run sets what a table holds")
+        empty = sorted(
+            table
+            for table, counts in run.tables.items()
+            if counts["read"] == 0 and previous.tables.get(table, {}).get("read", 0) > 0
+        )
         if empty:
-            return _failed(check, f"no rows read from {', '.join(empty)}", {"empty_tables": empty})
-        return _passed(check, "every source table has rows")
+            return _failed(check, f"no rows read from {', '.join(empty)}, which had rows last time", {"empty": empty})
+        return _passed(check, "every source table that had rows has rows")
     if check.kind == "reject_rate":
-        return _reject_rate(check, run)
+        return _reject_rate(check, run, baseline)
     if check.kind == "delta_volume":
         return _delta_volume(check, run, baseline)
     return _drift(check, run, baseline)
 
 
-def _reject_rate(check: Check, run: Observation) -> Outcome:
+def _reject_rate(check: Check, run: Observation, baseline: Baseline) -> Outcome:
+    """A burst of bad rows: a table's reject rate above `max_rate` and risen, beyond chance, from the good runs'
+    (the window of the run's mode, else the previous good run): a source always that messy does not fail every
+    day, and a first run, with nothing to compare with and no version to protect, is not judged."""
     settings = check.settings
-    rates = {table: counts["rejected"] / counts["read"] for table, counts in run.tables.items() if counts["read"] > 0}
-    over = {
-        table: rate
-        for table, rate in rates.items()
-        if rate > settings["max_rate"] and run.tables[table]["rejected"] >= settings["min_rejected"]
-    }
-    numbers = {"reject_rates": {table: round(rate, 6) for table, rate in rates.items()}}
+    earlier = baseline.window or ([baseline.previous] if baseline.previous is not None else [])
+    if not earlier:
+        return _skipped(check, "no earlier good run: the first run sets the usual reject rate")
+    rates = {table: counts["rejected"] / counts["read"] for table, counts in run.tables.items() if counts["read"]}
+    over: dict[str, float] = {}
+    for table, rate in rates.items():
+        rejected, read = run.tables[table]["rejected"], run.tables[table]["read"]
+        before_rejected = sum(e.tables.get(table, {}).get("rejected", 0) for e in earlier)
+        before_read = sum(e.tables.get(table, {}).get("read", 0) for e in earlier)
+        if rate <= settings["max_rate"] or rejected < settings["min_rejected"]:
+            continue
+        if before_read and rate <= before_rejected / before_read:
+            continue
+        if (
+            before_read
+            and not drift.rate_comparison(
+                rejected, read, before_rejected, before_read, settings["floor"], settings["standard_errors"]
+            ).is_flagged
+        ):
+            continue
+        over[table] = rate
+    numbers = {"reject_rates": {table: round(rate, 6) for table, rate in rates.items()}, "baseline_runs": len(earlier)}
     if over:
         listed = ", ".join(
             f"{table} {run.tables[table]['rejected']:,} of {run.tables[table]['read']:,} ({rate:.1%})"
             for table, rate in over.items()
         )
-        return _failed(check, f"rejected rows above {settings['max_rate']:.1%}: {listed}", numbers)
-    return _passed(check, f"every table's reject rate at most {settings['max_rate']:.1%}", numbers)
+        return _failed(check, f"rejected rows above {settings['max_rate']:.1%} and the usual rate: {listed}", numbers)
+    return _passed(check, f"no table's reject rate above {settings['max_rate']:.1%} and the usual rate", numbers)
 
 
 def _delta_volume(check: Check, run: Observation, baseline: Baseline) -> Outcome:

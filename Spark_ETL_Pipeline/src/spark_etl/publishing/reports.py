@@ -14,7 +14,7 @@ from typing import Any
 
 import nbformat
 
-from spark_etl.publishing import monitoring_display
+from spark_etl.publishing.checks_banner import banner_html
 from spark_etl.publishing.html_table import html_table
 
 # nbconvert's templates reference MathJax and RequireJS on a CDN; the reports need neither
@@ -48,7 +48,7 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
     status = str(summary.get("status", "unknown"))
     parts = [
         f"<h1>Pipeline run: <span class='{html.escape(status)}'>{html.escape(status)}</span></h1>",
-        *([monitoring_display.banner_html(summary["checks"], MONITORING_REPORT)] if summary.get("checks") else []),
+        *([banner_html(summary["checks"], MONITORING_REPORT)] if summary.get("checks") else []),
         f"<p>as_of <b>{html.escape(str(summary.get('as_of') or '-'))}</b> · output rows "
         f"<b>{summary.get('output_rows', '-')}</b> · {summary.get('seconds', '-')} s · extracts "
         f"<code>{html.escape(str(summary.get('extracts') or '-'))}</code></p>",

@@ -1,0 +1,136 @@
+"""Watched runs end to end (issue 23): a day whose delta is a burst of bad rows stops at its error-level check with
+exit status 4 and publishes nothing; accepted with a reason it publishes and the history says why; rolled back, its
+record is superseded and the next day is compared with the last good one; a warn-level check publishes, says so
+on one line, in the summary and in the reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.pipeline import run_in_kernel
+
+import bench_delta
+from spark_etl.monitoring import checks, history
+from spark_etl.runtime import runner
+from spark_etl.storage import filesystem
+
+BUNDLED_EXTRACTS = Path(__file__).resolve().parents[2] / "data_extracts"
+BAD_INVOICES = 60  # of about 125 delta invoices: far above the default 5% reject rate
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The bundled extracts split into a day 0 and a day's delta (bench_delta), and that delta with a burst of
+    invoices whose issue date is not a date."""
+    root = tmp_path_factory.mktemp("watched")
+    split = bench_delta.split(BUNDLED_EXTRACTS, root / "day0", root / "delta")
+    burst = root / "burst"
+    shutil.copytree(split.delta, burst)
+    with (burst / "invoices.csv").open("a", encoding="utf-8") as invoices:
+        invoices.writelines(f"{9_000_000 + n},5,not-a-date,\n" for n in range(BAD_INVOICES))
+    return {"day0": Path(split.day0), "delta": Path(split.delta), "burst": burst}
+
+
+def run(kernel: runner.SharedKernel, output: Path, extracts: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_in_kernel(kernel, "--extracts", str(extracts), "--output", str(output / "pipeline_output.csv"), *args)
+
+
+def records(output: Path) -> list[dict[str, Any]]:
+    runs = history.RunHistory(str(output / "warehouse"), filesystem.LocalFiles())
+    return [runs.read(run_id) or {} for run_id in runs.run_ids()]
+
+
+def pointer(output: Path) -> dict[str, Any]:
+    return dict(json.loads((output / "warehouse" / "_current.json").read_text(encoding="utf-8")))
+
+
+def test_an_error_stops_the_day_an_override_publishes_it_and_a_rollback_supersedes_it(
+    stage_kernel: runner.SharedKernel, days: dict[str, Path], tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    assert run(stage_kernel, output, days["day0"], "--quiet").returncode == 0
+    day0_csv = (output / "pipeline_output.csv").read_bytes()
+    day0_pointer = pointer(output)
+
+    stopped = run(stage_kernel, output, days["burst"], "--incremental", "--quiet")
+    assert stopped.returncode == 4, stopped.stderr
+    [line] = stopped.stderr.strip().splitlines()
+    expected = "error: 1 check(s) failed at error level: reject_rate: rejected rows above 5.0% and the usual rate: "
+    assert line.startswith(f"{expected}invoices {BAD_INVOICES} of ")
+    assert f"{BAD_INVOICES} of " in line and "failed_runs/" in line
+    # nothing published: the previous version current, its CSV in place
+    assert pointer(output) == day0_pointer
+    assert (output / "pipeline_output.csv").read_bytes() == day0_csv
+    [failed_run] = (output / "failed_runs").iterdir()
+    report = (failed_run / "reports" / "04_monitoring.html").read_text(encoding="utf-8")
+    assert "reject_rate" in report and f"invoices {BAD_INVOICES} of" in report
+    assert "checks-error" in (failed_run / "reports" / "index.html").read_text(encoding="utf-8")
+    failed_record = records(output)[-1]
+    assert failed_record["status"] == "failed" and failed_record["run_id"] == failed_run.name
+    assert [c["name"] for c in failed_record["checks"] if c["status"] == "failed"] == ["reject_rate"]
+
+    accepted = run(
+        stage_kernel, output, days["burst"], "--incremental", "--accept-failed-checks", "upstream fix is due Monday"
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert "warning: check reject_rate (error) (accepted: --accept-failed-checks): rejected rows" in accepted.stderr
+    summary = json.loads((output / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["check_errors"] == ["reject_rate"]
+    assert summary["checks_override_reason"] == "upstream fix is due Monday"
+    accepted_record = records(output)[-1]
+    assert (accepted_record["status"], accepted_record["override_reason"]) == (
+        "succeeded",
+        "upstream fix is due Monday",
+    )
+    assert accepted_record["version"] == pointer(output)["version"]
+
+    assert run(stage_kernel, output, days["burst"], "--rollback", "--quiet").returncode == 0
+    superseded = next(r for r in records(output) if r["run_id"] == accepted_record["run_id"])
+    assert superseded["superseded_by"].startswith("rollback at ")
+    assert len(records(output)) == 3  # the rollback undid a version, not the history
+
+    fixed = run(stage_kernel, output, days["delta"], "--incremental", "--quiet")
+    assert fixed.returncode == 0, fixed.stderr
+    outcome = next(c for c in records(output)[-1]["checks"] if c["name"] == "output_rows_do_not_fall")
+    # compared with day 0, the last good run: not with the failed run, nor the superseded one
+    assert outcome["status"] == "passed"
+    assert outcome["numbers"]["previous_output_rows"] == records(output)[0]["output_rows"]
+
+
+def test_a_warning_publishes_and_is_said_on_one_line_in_the_summary_and_the_reports(
+    stage_kernel: runner.SharedKernel, days: dict[str, Path], tmp_path: Path
+) -> None:
+    checks_file = tmp_path / "checks.yml"
+    checks_file.write_text(
+        "checks:\n"
+        "  - {name: first_invoices, type: minimum, level: warn, feature: cum_tot_inv_acct, minimum: 2}\n"
+        "  - {name: no_negative_features, type: non_negative, level: error, features: [inv_total]}\n",
+        encoding="utf-8",
+    )
+    output = tmp_path / "out"
+    warned = run(stage_kernel, output, BUNDLED_EXTRACTS, "--checks", str(checks_file))
+    assert warned.returncode == 0, warned.stderr
+    warnings = [line for line in warned.stderr.splitlines() if line.startswith("warning: check ")]
+    assert warnings == ["warning: check first_invoices (warn): cum_tot_inv_acct has 1, below 2"]
+    summary = json.loads((output / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["check_warnings"] == ["first_invoices"] and summary["check_errors"] == []
+    assert [check["name"] for check in summary["checks"]] == ["first_invoices", "no_negative_features"]
+    index = (output / "reports" / "index.html").read_text(encoding="utf-8")
+    assert "checks-warn" in index and "04_monitoring.html#Checks" in index
+    assert "checks-warn" in (output / "reports" / "04_monitoring.html").read_text(encoding="utf-8")
+
+
+def test_a_bad_checks_file_stops_before_spark_with_one_line(stage_kernel: runner.SharedKernel, tmp_path: Path) -> None:
+    checks_file = tmp_path / "checks.yml"
+    checks_file.write_text("checks:\n  - {name: x, type: nope, level: warn}\n", encoding="utf-8")
+    output = tmp_path / "out"
+    refused = run(stage_kernel, output, BUNDLED_EXTRACTS, "--checks", str(checks_file))
+    assert refused.returncode == 2
+    kinds = ", ".join(checks.KINDS)
+    assert refused.stderr.strip() == f"error: --checks {checks_file}: check 'x': unknown type 'nope' ({kinds})"
+    assert not (output / "warehouse").exists()
