@@ -41,7 +41,14 @@ def pipeline(
 ) -> subprocess.CompletedProcess[str]:
     """One run of the entry script that must succeed, its files in output_dir: in a process of its own without a
     `kernel`, else in the session's (support.pipeline.run_in_kernel)."""
-    arguments = ("--extracts", str(extracts), "--output", str(output_dir / CSV), "--warehouse", str(warehouse))
+    arguments: tuple[str, ...] = (
+        "--extracts",
+        str(extracts),
+        "--output",
+        str(output_dir / CSV),
+        "--warehouse",
+        str(warehouse),
+    )
     # the days are adversarial (a bad row of every reason in a dozen rows): their checks warn, never stop them
     arguments += ("--checks", str(warn_only_checks(output_dir.parent)))
     if kernel is None:
@@ -116,7 +123,7 @@ def simulation(
         pipeline(None if number == 1 else stage_kernel, delta, incremental, warehouse, "--incremental")
         oracle = run_in_kernel(
             stage_kernel, "--extracts", str(merged_source), "--output", str(full / CSV),
-            "--warehouse", str(root / f"full_{number}_warehouse"),
+            "--warehouse", str(root / f"full_{number}_warehouse"), "--checks", str(warn_only_checks(root)),
         )  # fmt: skip
         assert oracle.returncode == 0, oracle.stderr
         days.append(SimulatedDay(number, made.changes, delta, merged_source, rejects, incremental, full))

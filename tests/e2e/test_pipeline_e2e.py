@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import date
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from support.browser import chromium_screenshot
 from support.contract_compare import assert_run_matches_reference
 from support.pipeline import NOTEBOOKS, PROJECT_DIR, FinishedRun, assert_notebooks_clean, run_in_kernel, run_pipeline
 
@@ -224,35 +224,6 @@ def test_every_option_the_readme_documents_exists_in_help() -> None:
     assert result.returncode == 0
     offered = set(re.findall(r"(--[a-z-]+)", result.stdout))
     assert documented - offered == set()
-
-
-def chromium_screenshot(page: Path, png: Path, profile_dir: Path) -> None:
-    """Headless Chromium, offline and without a sandbox (root in CI), one screenshot of a local page."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but chromium is not installed (.ci/run installs it)")
-        pytest.skip("chromium is not installed here (apt-get install chromium)")
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile_dir}",
-            "--window-size=1280,6000",
-            "--hide-scrollbars",
-            f"--screenshot={png}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
 
 
 def test_reports_render_in_a_browser_with_their_charts(messy_run: Run, tmp_path: Path) -> None:

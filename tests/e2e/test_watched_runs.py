@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import chromium_screenshot
 from support.pipeline import run_in_kernel
 
 import bench_delta
@@ -100,6 +101,25 @@ def test_an_error_stops_the_day_an_override_publishes_it_and_a_rollback_supersed
     # compared with day 0, the last good run: not with the failed run, nor the superseded one
     assert outcome["status"] == "passed"
     assert outcome["numbers"]["previous_output_rows"] == records(output)[0]["output_rows"]
+    assert_a_reviewer_sees_the_banner_and_the_history(output / "reports", tmp_path)
+
+
+def assert_a_reviewer_sees_the_banner_and_the_history(reports: Path, tmp_path: Path) -> None:
+    """In headless Chromium: the index opens with the checks' banner, and the monitoring report lists the four
+    runs recorded (the failed, accepted and superseded ones among them) and draws their charts."""
+    import matplotlib.image
+    import numpy
+
+    monitoring = (reports / "04_monitoring.html").read_text(encoding="utf-8")
+    assert "failed" in monitoring and "succeeded (superseded)" in monitoring
+    assert "upstream fix is due Monday" in monitoring
+    for page, colour, least in (("index.html", "#e3f4e8", 5000), ("04_monitoring.html", "#4C72B0", 2000)):
+        png = tmp_path / f"{page}.png"
+        chromium_screenshot(reports / page, png, tmp_path / f"profile-{page}")
+        pixels = matplotlib.image.imread(png)[:, :, :3]
+        rgb = numpy.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+        coloured = numpy.all(numpy.abs(pixels - rgb) < 0.03, axis=2).sum()
+        assert coloured > least, f"{page}: {coloured} pixels of {colour}"  # the banner; the history's bars
 
 
 def test_a_warning_publishes_and_is_said_on_one_line_in_the_summary_and_the_reports(

@@ -290,7 +290,12 @@ def run(
                     monitoring,
                     override_reason=options.accept_failed_checks,
                 )
-                keep_run_record(options, paths, kernel, environment, record, monitoring["keep_runs"])
+                try:
+                    keep_run_record(options, paths, kernel, environment, record, monitoring["keep_runs"])
+                except Exception as error:  # committed already: the run stands, its record is missing
+                    console.line(
+                        f"warning: the run's history record could not be written: {runner.first_line(str(error))}"
+                    )
             run_files.publish(paths, [paths.output.name, "rejects.csv"])
             pointer = None if warehouse is None else warehouse.pointer()
             # the kept versions' files stay; elsewhere the pointer is out of reach: the newest N (run ids sort by time)

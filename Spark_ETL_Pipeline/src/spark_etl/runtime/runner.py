@@ -208,7 +208,9 @@ class SharedKernel:
         itself). Raises KernelCallError with the kernel's error line when it fails."""
         step = f"{module}.{function}"
         try:
-            self.execute(f"__import__({module!r}, fromlist=['_']).{function}(**{json.dumps(dict(arguments))})")
+            # the arguments travel as a JSON string the kernel parses: JSON's null and true are not Python's
+            decoded = f"__import__('json').loads({json.dumps(json.dumps(dict(arguments)))})"
+            self.execute(f"__import__({module!r}, fromlist=['_']).{function}(**{decoded})")
         except KernelCallError as error:
             raise KernelCallError(step, error.error_name, error.error_value) from None
 
