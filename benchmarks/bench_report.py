@@ -414,6 +414,9 @@ def skew_note(results: list[ScaleResult]) -> list[str]:
     ]
 
 
+MONITORING_NOTEBOOK = "04_monitoring.ipynb"
+
+
 @dataclass
 class Column:
     """One pipeline run in the per-notebook tables: its heading, its run_summary.json and its process."""
@@ -477,6 +480,12 @@ def stage_columns(measured: list[Column]) -> list[str]:
             [c.run.seconds - in_notebooks[c.label] for c in measured],
         ),
         row("whole process (wall)", [c.run.seconds for c in measured]),
+        # issue 23's budget: at most 5% of a run at 1000x, at most 1 s at 1x
+        "| the monitoring's share of the wall (04_monitoring: metrics, checks, history, the version's manifest) | "
+        + " | ".join(
+            f"{100 * notebooks.get(MONITORING_NOTEBOOK, {}).get(c.label, 0.0) / c.run.seconds:.1f}%" for c in measured
+        )
+        + " |",
         "",
         "Seconds per model (rows written, where the model is stored):",
         "",

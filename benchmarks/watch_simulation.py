@@ -3,10 +3,11 @@ its day at its documented level, and no clean day may raise anything.
 
 Generated extracts (seeded) are cut by date into a day 0 (a full run) and one delta per following day: the
 invoices issued that day with their lines, and the earlier invoices paid that day, delivered again with their
-payment date. On the fault days the delta is spoiled as a source bug would spoil it. A day whose run fails at an
-error-level check is run again with its clean delta (which must pass, compared with the last good day); a day whose
-warnings reveal a fault that was published is rolled back (`--rollback`, its record superseded) and run again with
-its clean delta. Runs go through the entry script's main() in one warm kernel, as the test suite's do.
+payment date. The days end DAYS_BEFORE_THE_END before the data does, where its days are steady. On the fault days
+the delta is spoiled as a source bug would spoil it. A day whose run fails at an error-level check is run again
+with its clean delta (which must pass, compared with the last good day); a day whose warnings reveal a fault that
+was published is rolled back (`--rollback`, its record superseded) and run again with its clean delta. Runs go
+through the entry script's main() in one warm kernel, as the test suite's do.
 
     .venv/bin/python benchmarks/watch_simulation.py --scale 10 --days 32 --work /tmp/watch --out docs/watched_runs.md
 """
@@ -86,15 +87,20 @@ def write_day(folder: Path, source: Source, rows: dict[str, list[Row]]) -> Path:
     return folder
 
 
+# the simulated days end this long before the data's last issue date: the generated data's last weeks thin out (its
+# later invoices are not issued or paid yet), and a day's mix of new invoices and payments is steady before them
+DAYS_BEFORE_THE_END = 100
+
+
 def cut_days(source: Source, days: int) -> tuple[dict[str, list[Row]], list[tuple[str, dict[str, list[Row]]]]]:
     """Day 0 (everything issued up to the first day's eve, payments after it withheld) and each day's delta."""
     invoices = source.rows["invoices"]
-    last = max(row[2] for row in invoices)
-    first = (datetime.date.fromisoformat(last) - datetime.timedelta(days=days - 1)).isoformat()
+    last = datetime.date.fromisoformat(max(row[2] for row in invoices)) - datetime.timedelta(days=DAYS_BEFORE_THE_END)
+    first = (last - datetime.timedelta(days=days - 1)).isoformat()
     lines_of: dict[str, list[Row]] = {}
     for line in source.rows["invoice_line_items"]:
         lines_of.setdefault(line[0], []).append(line)
-    day0 = [row for row in invoices if row[2] < first]
+    day0 = [row for row in invoices if row[2] < first]  # the invoices issued after the last day never arrive
     day0_rows = {
         "accounts": source.rows["accounts"],
         "skus": source.rows["skus"],

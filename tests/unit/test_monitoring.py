@@ -114,6 +114,10 @@ def test_a_rate_moves_past_two_points_and_three_standard_errors_only() -> None:
     assert not drift.rate_comparison(11_500, 100_000, 10_000, 100_000, 0.02, 3).is_flagged
     # late rate from 20% to 60% of 100 known outcomes
     assert drift.rate_comparison(60, 100, 200, 1000, 0.02, 3).is_flagged
+    # unless the window's days vary that much on their own (their mix of payments and new invoices differs)
+    spread = [0.05, 0.45, 0.15, 0.6]
+    assert not drift.rate_comparison(60, 100, 200, 1000, 0.02, 3, spread).is_flagged
+    assert drift.rate_comparison(60, 100, 200, 1000, 0.02, 3, [0.2, 0.21, 0.19]).is_flagged
 
 
 def observation(

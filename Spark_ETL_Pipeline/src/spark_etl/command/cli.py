@@ -280,22 +280,11 @@ def run(
                 commit(options, paths, warehouse, kernel, environment)
                 run_files.fault_point("swap")
                 publish_to_serving(options, paths, kernel, environment)
-                assert monitoring is not None
                 record = history.run_record(
-                    paths.run_id,
-                    history.SUCCEEDED,
-                    started_at,
-                    time.perf_counter() - started,
-                    summary,
-                    monitoring,
+                    paths.run_id, history.SUCCEEDED, started_at, time.perf_counter() - started, summary, monitoring,
                     override_reason=options.accept_failed_checks,
-                )
-                try:
-                    keep_run_record(options, paths, kernel, environment, record, monitoring["keep_runs"])
-                except Exception as error:  # committed already: the run stands, its record is missing
-                    console.line(
-                        f"warning: the run's history record could not be written: {runner.first_line(str(error))}"
-                    )
+                )  # fmt: skip
+                keep_run_record(options, paths, console, record, monitoring, kernel, environment)
             run_files.publish(paths, [paths.output.name, "rejects.csv"])
             pointer = None if warehouse is None else warehouse.pointer()
             # the kept versions' files stay; elsewhere the pointer is out of reach: the newest N (run ids sort by time)
@@ -310,10 +299,11 @@ def run(
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
             is_recorded = monitoring is not None or pointer is not None  # a failed first run leaves no warehouse
             if warehouse is not None and is_recorded and (pointer is None or pointer.version != paths.run_id):
+                seconds = time.perf_counter() - started
                 record = history.run_record(
-                    paths.run_id, "failed", started_at, time.perf_counter() - started, summary, monitoring, str(failure)
+                    paths.run_id, history.FAILED, started_at, seconds, summary, monitoring, str(failure)
                 )
-                keep_run_record(options, paths, None, {}, record, (monitoring or {}).get("keep_runs", 400))
+                keep_run_record(options, paths, console, record, monitoring)
             return failure.status
         finally:
             run_files.remove([paths.pending])
@@ -346,18 +336,25 @@ def stop_on_failed_checks(options: argparse.Namespace, summary: dict[str, Any]) 
 def keep_run_record(
     options: argparse.Namespace,
     paths: RunPaths,
-    kernel: runner.SharedKernel | None,
-    environment: dict[str, str],
+    console: Console,
     record: dict[str, Any],
-    keep_runs: int,
+    monitoring: dict[str, Any] | None,
+    kernel: runner.SharedKernel | None = None,
+    environment: dict[str, str] | None = None,
 ) -> None:
     """The run's record in the warehouse's history: here for a warehouse on this machine, in the run's kernel for
-    any other (`kernel` None: a failed run's, which only a warehouse on this machine keeps)."""
-    if filesystem.is_local(paths.warehouse):
-        history.RunHistory(paths.warehouse, filesystem.LocalFiles()).write(record, keep_runs)
-    elif kernel is not None:
-        arguments = {"root": paths.warehouse, "record": record, "keep_runs": keep_runs}
-        call_in_kernel(options, kernel, environment, "spark_etl.monitoring.history", "write_in_kernel", arguments)
+    any other (without a `kernel`, a failed run's: only a warehouse on this machine keeps it). A record that cannot
+    be written is a warning: the run has committed or failed already, and says so."""
+    keep_runs = checks.DEFAULT_KEEP_RUNS if monitoring is None else int(monitoring["keep_runs"])
+    try:
+        if filesystem.is_local(paths.warehouse):
+            history.RunHistory(paths.warehouse, filesystem.LocalFiles()).write(record, keep_runs)
+        elif kernel is not None:
+            arguments = {"root": paths.warehouse, "record": record, "keep_runs": keep_runs}
+            module = "spark_etl.monitoring.history"
+            call_in_kernel(options, kernel, environment or {}, module, "write_in_kernel", arguments)
+    except Exception as error:
+        console.line(f"warning: the run's history record could not be written: {runner.first_line(str(error))}")
 
 
 def call_in_kernel(

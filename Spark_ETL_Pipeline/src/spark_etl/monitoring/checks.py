@@ -17,6 +17,7 @@ from spark_etl.monitoring import drift
 from spark_etl.monitoring.feature_metrics import FEATURES, FeatureMetrics, merge_all
 
 DEFAULT_CHECKS = "default_checks.yml"
+DEFAULT_KEEP_RUNS = 400  # history records kept when the checks file does not say
 LEVELS = ("warn", "error")
 Status = Literal["passed", "failed", "skipped"]
 
@@ -121,7 +122,7 @@ def load(path: str | None) -> ChecksConfig:
     baseline = document.get("baseline") or {}
     history = document.get("history") or {}
     window_runs = _number(source, "baseline", "window_runs", baseline.get("window_runs", 7), int)
-    keep_runs = _number(source, "history", "keep_runs", history.get("keep_runs", 400), int)
+    keep_runs = _number(source, "history", "keep_runs", history.get("keep_runs", DEFAULT_KEEP_RUNS), int)
     return ChecksConfig(checks, max(1, window_runs), max(1, keep_runs), source)
 
 
@@ -297,7 +298,9 @@ def _drift(check: Check, run: Observation, baseline: Baseline) -> Outcome:
     flagged: dict[str, dict[str, Any]] = {}
     judged: dict[str, dict[str, Any]] = {}
     for feature in features:
-        comparison = _compare(check, current[feature], reference[feature])
+        spread = [_rate(check, earlier.population(population)[feature]) for earlier in earlier_runs]
+        window_rates = [rate for rate in spread if rate is not None]
+        comparison = _compare(check, current[feature], reference[feature], window_rates)
         if comparison is None:
             continue
         numbers = {
@@ -321,7 +324,18 @@ def _drift(check: Check, run: Observation, baseline: Baseline) -> Outcome:
     return _passed(check, f"{what} within thresholds ({against})", {"features": judged})
 
 
-def _compare(check: Check, current: FeatureMetrics, reference: FeatureMetrics) -> drift.Comparison | None:
+def _rate(check: Check, metrics: FeatureMetrics) -> float | None:
+    """One run's rate a rate check judges (None: not a rate check, or too few rows to count it)."""
+    if check.kind == "null_rate" and metrics.row_count >= check.min_rows:
+        return metrics.null_count / metrics.row_count
+    if check.kind == "late_rate" and metrics.value_count >= check.min_rows:
+        return float(metrics.value_sum) / metrics.value_count
+    return None
+
+
+def _compare(
+    check: Check, current: FeatureMetrics, reference: FeatureMetrics, window_rates: Sequence[float]
+) -> drift.Comparison | None:
     settings = check.settings
     if check.kind == "psi":
         if current.value_count < check.min_rows or reference.value_count < check.min_rows:
@@ -339,6 +353,7 @@ def _compare(check: Check, current: FeatureMetrics, reference: FeatureMetrics) -
             reference.row_count,
             settings["floor"],
             settings["standard_errors"],
+            window_rates,
         )
     # late_rate: over the invoices whose outcome is known (is_late's values: 1 late, 0 on time)
     if current.value_count < check.min_rows or reference.value_count < check.min_rows:
@@ -350,6 +365,7 @@ def _compare(check: Check, current: FeatureMetrics, reference: FeatureMetrics) -
         reference.value_count,
         settings["floor"],
         settings["standard_errors"],
+        window_rates,
     )
 
 

@@ -5,7 +5,8 @@ three standard errors (docs/design.md, "Watched runs")."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -85,11 +86,22 @@ def psi_comparison(
 
 
 def rate_comparison(
-    events: int, rows: int, baseline_events: int, baseline_rows: int, floor: float, standard_errors: float
+    events: int,
+    rows: int,
+    baseline_events: int,
+    baseline_rows: int,
+    floor: float,
+    standard_errors: float,
+    window_rates: Sequence[float] = (),
 ) -> Comparison:
     """The move of a rate (nulls, late) against the baseline's; the threshold is the larger of `floor` and
-    `standard_errors` standard errors of the difference under the pooled rate (two-proportion test)."""
+    `standard_errors` standard errors of the difference. The standard error is the two-proportion test's under the
+    pooled rate, or, when the baseline is a window of at least three runs whose rates vary more than sampling
+    explains (days differ in their mix: more payments one day, more new invoices the next), the spread of those
+    runs' rates: a day is compared with how much days really vary."""
     rate, baseline_rate = events / rows, baseline_events / baseline_rows
     pooled = (events + baseline_events) / (rows + baseline_rows)
     error = math.sqrt(pooled * (1 - pooled) * (1 / rows + 1 / baseline_rows))
+    if len(window_rates) >= 3:
+        error = max(error, statistics.stdev(window_rates))
     return Comparison(abs(rate - baseline_rate), max(floor, standard_errors * error), rows, baseline_rows)

@@ -13,6 +13,7 @@ from spark_etl.storage import filesystem
 
 HISTORY_DIR = "_history"
 SUCCEEDED = "succeeded"
+FAILED = "failed"
 
 
 class RunHistory:
