@@ -197,9 +197,9 @@ def test_a_half_empty_delta_warns_against_the_window_median() -> None:
         return observation(tables={"invoices": {"read": invoices, "kept": invoices, "collapsed": 0, "rejected": 0}})
 
     window = baseline_of(day(100), day(120), day(90))
-    short = outcome_of("delta_not_short", day(49), window)
+    short = outcome_of("delta_not_short", day(69), window)
     assert short.is_warning and short.numbers["window_median"] == 100
-    assert outcome_of("delta_not_short", day(60), window).status == "passed"
+    assert outcome_of("delta_not_short", day(71), window).status == "passed"
 
 
 def test_prices_times_100_and_cleared_payments_warn_on_the_days_rows() -> None:
