@@ -118,6 +118,7 @@ def run_record(
         "version": run_id,
         "mode": None if monitoring is None else monitoring["mode"],
         "as_of": None if summary is None else summary.get("as_of"),
+        "rejects": None if summary is None else summary.get("rejects"),  # per table/reason
         "error": error,
         "override_reason": override_reason,
     }
