@@ -381,7 +381,8 @@ def test_daily_incremental_runs_from_postgres_equal_full_runs_over_the_same_data
             for _ in range(rows)
         )
         assert rejects(daily.parent / "rejects.csv") == expected_rejects, f"day {day}"
-        assert (summary["check_warnings"], summary["check_errors"]) == ([], []), f"day {day}: no false alarm"
+        # no false alarm: day 2's run rows have fewer unknown ages than day 1's, whose accounts were deleted
+        assert (summary["check_warnings"], summary["check_errors"]) == ([], []), f"day {day}"
         previous_csv = daily.read_bytes()
         if day == 1:
             after = features(daily)

@@ -118,6 +118,9 @@ def test_a_rate_moves_past_two_points_and_three_standard_errors_only() -> None:
     spread = [0.05, 0.45, 0.15, 0.6]
     assert not drift.rate_comparison(60, 100, 200, 1000, 0.02, 3, spread).is_flagged
     assert drift.rate_comparison(60, 100, 200, 1000, 0.02, 3, [0.2, 0.21, 0.19]).is_flagged
+    # nulls: only a rise counts
+    assert not drift.rate_comparison(0, 100, 500, 1000, 0.02, 3, rising_only=True).is_flagged
+    assert drift.rate_comparison(50, 100, 0, 1000, 0.02, 3, rising_only=True).is_flagged
 
 
 def observation(

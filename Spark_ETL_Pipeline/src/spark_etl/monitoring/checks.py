@@ -312,7 +312,7 @@ def _drift(check: Check, run: Observation, baseline: Baseline) -> Outcome:
         judged[feature] = numbers
         if comparison.is_flagged:
             flagged[feature] = numbers
-    what = {"psi": "PSI", "null_rate": "null rate change", "late_rate": "late rate change"}[check.kind]
+    what = {"psi": "PSI", "null_rate": "null rate rise", "late_rate": "late rate change"}[check.kind]
     against = f"{population} against the {settings['against'].replace('_', ' ')}"
     if not judged:
         return _skipped(check, f"too few rows to judge ({against}; at least {check.min_rows})")
@@ -354,6 +354,7 @@ def _compare(
             settings["floor"],
             settings["standard_errors"],
             window_rates,
+            rising_only=True,  # fewer unknowns than usual is no fault
         )
     # late_rate: over the invoices whose outcome is known (is_late's values: 1 late, 0 on time)
     if current.value_count < check.min_rows or reference.value_count < check.min_rows:

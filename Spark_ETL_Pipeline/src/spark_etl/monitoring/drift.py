@@ -93,15 +93,18 @@ def rate_comparison(
     floor: float,
     standard_errors: float,
     window_rates: Sequence[float] = (),
+    rising_only: bool = False,
 ) -> Comparison:
     """The move of a rate (nulls, late) against the baseline's; the threshold is the larger of `floor` and
     `standard_errors` standard errors of the difference. The standard error is the two-proportion test's under the
     pooled rate, or, when the baseline is a window of at least three runs whose rates vary more than sampling
     explains (days differ in their mix: more payments one day, more new invoices the next), the spread of those
-    runs' rates: a day is compared with how much days really vary."""
+    runs' rates: a day is compared with how much days really vary. With `rising_only` (nulls), only a rise counts:
+    fewer unknowns than usual is no fault."""
     rate, baseline_rate = events / rows, baseline_events / baseline_rows
     pooled = (events + baseline_events) / (rows + baseline_rows)
     error = math.sqrt(pooled * (1 - pooled) * (1 / rows + 1 / baseline_rows))
     if len(window_rates) >= 3:
         error = max(error, statistics.stdev(window_rates))
-    return Comparison(abs(rate - baseline_rate), max(floor, standard_errors * error), rows, baseline_rows)
+    moved = rate - baseline_rate if rising_only else abs(rate - baseline_rate)
+    return Comparison(moved, max(floor, standard_errors * error), rows, baseline_rows)

@@ -97,35 +97,25 @@ def show_history(records: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     oldest_first = list(reversed(rows))
+    for row, record in zip(oldest_first, reversed(records), strict=True):
+        row["failed_checks"] = sum(check.get("status") == "failed" for check in record.get("checks") or [])
+        row["late_rate"] = _late_rate(record)
     labels = [str(row["run_id"])[:15] for row in oldest_first]
-    notebook_display.bar_chart(
-        labels,
-        [row["rows_out"] or 0 for row in oldest_first],
-        "output rows per run (line: seconds)",
-        "run",
-        "output rows",
-        [row["seconds"] for row in oldest_first],
-        "seconds",
-    )
-    notebook_display.bar_chart(
-        labels,
-        [row["rows_in"] or 0 for row in oldest_first],
-        "rows read per run (line: rejected rows)",
-        "run",
-        "rows read",
-        [row["rejects"] for row in oldest_first],
-        "rejected rows",
-    )
-    late = [_late_rate(record) for record in reversed(records)]
-    notebook_display.bar_chart(
-        labels,
-        [len([c for c in (r.get("checks") or []) if c.get("status") == "failed"]) for r in reversed(records)],
-        "failed checks per run (line: late rate of the run's rows with a known outcome)",
-        "run",
-        "failed checks",
-        late,
-        "late rate",
-    )
+    # (bars, their axis, the line, its axis)
+    for bars, bars_label, line, line_label in (
+        ("rows_out", "output rows", "seconds", "seconds"),
+        ("rows_in", "rows read", "rejects", "rejected rows"),
+        ("failed_checks", "failed checks", "late_rate", "late rate of the run's rows with a known outcome"),
+    ):
+        notebook_display.bar_chart(
+            labels,
+            [row[bars] or 0 for row in oldest_first],
+            f"{bars_label} per run (line: {line_label})",
+            "run",
+            bars_label,
+            [row[line] for row in oldest_first],
+            line_label,
+        )
 
 
 def _late_rate(record: Mapping[str, Any]) -> float | None:
