@@ -97,8 +97,8 @@ def run_summary(
         # the run's checks (monitoring/checks.py): warnings published; errors only with --accept-failed-checks
         "checks": outcomes,
         "checks_file": monitoring["checks_file"],
-        "check_warnings": [o["name"] for o in outcomes if o["status"] == "failed" and o["level"] == "warn"],
-        "check_errors": [o["name"] for o in outcomes if o["status"] == "failed" and o["level"] == "error"],
+        "check_warnings": [outcome["name"] for outcome in checks.failed_at("warn", outcomes)],
+        "check_errors": [outcome["name"] for outcome in checks.failed_at("error", outcomes)],
         "checks_override_reason": options.accept_failed_checks,
         "stages": [
             {"notebook": run.notebook, "seconds": round(run.seconds, 3), "models": run.metrics["models"]}

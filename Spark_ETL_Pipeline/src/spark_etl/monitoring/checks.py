@@ -382,18 +382,16 @@ def _skipped(check: Check, message: str, numbers: Mapping[str, Any] | None = Non
     return Outcome(check.name, check.level, "skipped", message, dict(numbers or {}))
 
 
-def errors(outcomes: Sequence[Outcome]) -> list[Outcome]:
-    return [outcome for outcome in outcomes if outcome.is_error]
-
-
-def warnings(outcomes: Sequence[Outcome]) -> list[Outcome]:
-    return [outcome for outcome in outcomes if outcome.is_warning]
+def failed_at(level: str, outcomes: Sequence[Outcome | Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The checks that failed at `level`, as their documents (`Outcome.as_json`, as run_summary.json and the
+    history keep them)."""
+    documents = [outcome.as_json() if isinstance(outcome, Outcome) else outcome for outcome in outcomes]
+    return [outcome for outcome in documents if outcome["status"] == "failed" and outcome["level"] == level]
 
 
 def stop_on_errors(outcomes: Sequence[Outcome | Mapping[str, Any]]) -> None:
     """Raise ChecksFailedError naming every check that failed at error level, with its numbers, in one line."""
-    documents = [outcome.as_json() if isinstance(outcome, Outcome) else outcome for outcome in outcomes]
-    failed = [outcome for outcome in documents if outcome["status"] == "failed" and outcome["level"] == "error"]
+    failed = failed_at("error", outcomes)
     if failed:
         listed = "; ".join(f"{outcome['name']}: {outcome['message']}" for outcome in failed)
         raise ChecksFailedError(f"{len(failed)} check(s) failed at error level: {listed}")

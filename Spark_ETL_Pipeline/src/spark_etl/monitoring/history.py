@@ -4,6 +4,7 @@ run's record is marked superseded. Failed and superseded runs never serve as a b
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,12 +44,7 @@ class RunHistory:
 
     def newest(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` records, newest first."""
-        found = []
-        for record in self._newest_first():
-            found.append(record)
-            if len(found) >= limit:
-                break
-        return found
+        return list(itertools.islice(self._newest_first(), limit))
 
     def _newest_first(self) -> Iterator[dict[str, Any]]:
         for run_id in reversed(self.run_ids()):

@@ -7,10 +7,10 @@ from pyspark.sql import SparkSession
 
 from spark_etl.incremental.planning import restored
 from spark_etl.modelling import models, quality, registry
+from spark_etl.modelling.models import Stage
 from spark_etl.monitoring import feature_metrics
 from spark_etl.monitoring.checks import Observation
 from spark_etl.monitoring.feature_metrics import FeatureMetrics
-from spark_etl.storage.versions import RunVersion
 
 METRICS_MODEL = "mon_feature_month_metrics"
 FEATURES_MODEL = "fct_invoice_features"
@@ -21,36 +21,34 @@ def table_metrics(spark: SparkSession) -> dict[str, FeatureMetrics]:
     return feature_metrics.from_month_rows(row.asDict() for row in spark.table(METRICS_MODEL).collect())
 
 
-def run_rows_metrics(
-    spark: SparkSession, version: RunVersion, whole: dict[str, FeatureMetrics]
-) -> dict[str, FeatureMetrics]:
+def run_rows_metrics(stage: Stage, whole: dict[str, FeatureMetrics]) -> dict[str, FeatureMetrics]:
     """The metrics of the rows this run added or changed. A full run's rows are the whole table (`whole`); an
     incremental run's are its rewritten months' rows that differ from the base's (changed_feature_rows.sql),
     measured by the same SQL as the stored metrics."""
+    version = stage.version
     if version.base is None:
         return whole
     months = version.rewritten("marts", FEATURES_MODEL) or []
     if not months:
         return feature_metrics.from_month_rows([])
-    stored_view = f"{registry.STORED_PREFIX}{FEATURES_MODEL}"
-    with restored(spark, FEATURES_MODEL, stored_view):
-        version.read("marts", FEATURES_MODEL, months).createOrReplaceTempView(FEATURES_MODEL)
-        schema = spark.createDataFrame([], registry.schema_ddl(registry.model(FEATURES_MODEL))).schema
-        version.read_base(FEATURES_MODEL, schema, months).createOrReplaceTempView(stored_view)
+    spark = stage.spark
+    with restored(spark, FEATURES_MODEL, f"{registry.STORED_PREFIX}{FEATURES_MODEL}"):
+        stage.use_stored("marts", FEATURES_MODEL, months=months)  # this run's rewritten months
+        stage.use_base(FEATURES_MODEL, months=months)  # the same months as the base holds them
         spark.sql(models.query_text("changed_feature_rows")).createOrReplaceTempView(FEATURES_MODEL)
         rows = spark.sql(models.sql_text("monitoring", METRICS_MODEL)).collect()
     return feature_metrics.from_month_rows(row.asDict() for row in rows)
 
 
-def observe(spark: SparkSession, version: RunVersion) -> Observation:
+def observe(stage: Stage) -> Observation:
     """This run as the checks see it. Needs the views fct_invoice_features, stg_row_counts and the built
     mon_feature_month_metrics."""
-    table_counts, _ = quality.table_counts(spark)
-    whole = table_metrics(spark)
+    table_counts, _ = quality.table_counts(stage.spark)
+    whole = table_metrics(stage.spark)
     return Observation(
-        mode="incremental" if version.is_incremental else "full",
+        mode="incremental" if stage.version.is_incremental else "full",
         tables=quality.counts_as_dicts(table_counts),
         output_rows=whole["inv_total"].row_count,
         table_metrics=whole,
-        run_rows_metrics=run_rows_metrics(spark, version, whole),
+        run_rows_metrics=run_rows_metrics(stage, whole),
     )
