@@ -5,6 +5,7 @@ on one line, in the summary and in the reports."""
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -102,6 +103,41 @@ def test_an_error_stops_the_day_an_override_publishes_it_and_a_rollback_supersed
     assert outcome["status"] == "passed"
     assert outcome["numbers"]["previous_output_rows"] == records(output)[0]["output_rows"]
     assert_a_reviewer_sees_the_banner_and_the_history(output / "reports", tmp_path)
+    assert_the_notebook_opened_alone_reviews_the_current_version(output / "warehouse", tmp_path)
+
+
+def assert_the_notebook_opened_alone_reviews_the_current_version(warehouse: Path, tmp_path: Path) -> None:
+    """As a data scientist opens 04_monitoring in JupyterLab after the runs, without 01 to 03: in a fresh kernel,
+    on its defaults but the warehouse, it shows the current version's run as it was judged (its checks, against
+    day 0) and the four runs recorded, and writes nothing to the warehouse."""
+    import nbformat
+    import papermill
+
+    def files() -> dict[str, int]:
+        return {str(path.relative_to(warehouse)): path.stat().st_mtime_ns for path in warehouse.rglob("*")}
+
+    before = files()
+    executed = tmp_path / "04_alone.ipynb"
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    papermill.execute_notebook(
+        str(notebooks / "04_monitoring.ipynb"),
+        str(executed),
+        parameters={"warehouse_dir": str(warehouse)},
+        kernel_name="python3",
+        cwd=str(notebooks),
+        progress_bar=False,
+    )
+    assert files() == before  # read only: no version begun, no record, no commit
+    cells = nbformat.read(executed, as_version=4).cells
+    shown = "\n".join(
+        str(output.get("data", {}).get("text/html", "")) for cell in cells for output in cell.get("outputs", [])
+    )
+    current = records(warehouse.parent)[-1]
+    assert current["version"] == json.loads((warehouse / "_current.json").read_text(encoding="utf-8"))["version"]
+    assert current["version"] in shown  # the version reviewed
+    for check in current["checks"]:  # each of its checks as it was judged
+        assert check["name"] in shown and html.escape(check["message"]) in shown, check["name"]
+    assert shown.count("succeeded (superseded)") == 1 and "upstream fix is due Monday" in shown  # the history
 
 
 def assert_a_reviewer_sees_the_banner_and_the_history(reports: Path, tmp_path: Path) -> None:

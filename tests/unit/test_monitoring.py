@@ -313,3 +313,22 @@ def test_the_history_keeps_one_file_per_run_and_at_most_keep_runs(tmp_path: Path
     assert sorted(path.name for path in (tmp_path / "warehouse" / "_history").iterdir()) == [
         f"{run_id}.json" for run_id in runs.run_ids()
     ]
+
+
+def test_a_recorded_run_is_reviewed_as_it_was_judged_against_the_runs_before_it(tmp_path: Path) -> None:
+    runs = history.RunHistory(str(tmp_path / "warehouse"), filesystem.LocalFiles())
+    runs.write(record("20260101T000000Z_a", mode="full", rows=900), keep_runs=10)
+    runs.write(record("20260102T000000Z_b", rows=950), keep_runs=10)
+    judged = record("20260103T000000Z_c", rows=960)
+    judged["checks"] = [checks.Outcome("late_rate", "warn", "failed", "late rate moved", {"rate": 0.5}).as_json()]
+    runs.write(judged, keep_runs=10)
+    runs.write(record("20260104T000000Z_d", status="failed", rows=10), keep_runs=10)
+    runs.write(record("20260105T000000Z_e", rows=970), keep_runs=10)  # newer than the run reviewed: not its baseline
+    reviewed = runs.recorded_run("20260103T000000Z_c", window_runs=7)
+    assert reviewed is not None and reviewed.record["run_id"] == "20260103T000000Z_c"
+    assert reviewed.observation.output_rows == 960
+    assert reviewed.outcomes == [checks.Outcome("late_rate", "warn", "failed", "late rate moved", {"rate": 0.5})]
+    assert reviewed.baseline.previous is not None and reviewed.baseline.previous.output_rows == 950
+    assert [run.output_rows for run in reviewed.baseline.window] == [950]
+    assert runs.recorded_run("20260104T000000Z_d", window_runs=7) is None  # a failed run published nothing
+    assert runs.recorded_run("manual_20260106T000000Z_f", window_runs=7) is None  # built by hand: no record

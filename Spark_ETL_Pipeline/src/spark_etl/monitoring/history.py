@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from spark_etl.monitoring import feature_metrics
-from spark_etl.monitoring.checks import Baseline, Observation
+from spark_etl.monitoring.checks import Baseline, Observation, Outcome
 from spark_etl.storage import filesystem
 
 HISTORY_DIR = "_history"
@@ -61,21 +62,42 @@ class RunHistory:
                 return True
         return False
 
-    def baseline(self, mode: str, window_runs: int, scan_limit: int = 400) -> Baseline:
+    def baseline(self, mode: str, window_runs: int, scan_limit: int = 400, before: str | None = None) -> Baseline:
         """The previous good run (any mode) and the last `window_runs` good runs of `mode`, reading records newest
-        first only as far as needed."""
+        first only as far as needed; `before` a run id: as that run was judged, from the runs older than it."""
         previous: Observation | None = None
         window: list[Observation] = []
         for scanned, record in enumerate(self._newest_first()):
             if scanned >= scan_limit or (previous is not None and len(window) >= window_runs):
                 break
-            if not is_baseline(record):
+            if not is_baseline(record) or (before is not None and str(record["run_id"]) >= before):
                 continue
             observation = observation_of(record)
             previous = previous or observation
             if observation.mode == mode and len(window) < window_runs:
                 window.append(observation)
         return Baseline(previous, window, window[0] if window else None)
+
+    def recorded_run(self, version: str, window_runs: int) -> RecordedRun | None:
+        """The run that published `version`, as it was judged: its metrics, its baseline then and each check's
+        outcome; None when no succeeded run with metrics is recorded for it (a version built by hand)."""
+        for record in self._newest_first():
+            if record.get("version") == version and record.get("status") == SUCCEEDED and "metrics" in record:
+                observation = observation_of(record)
+                baseline = self.baseline(observation.mode, window_runs, before=str(record["run_id"]))
+                outcomes = [Outcome(**outcome) for outcome in record.get("checks") or []]
+                return RecordedRun(record, observation, baseline, outcomes)
+        return None
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """A recorded run as the monitoring notebook shows it when opened alone, to review a published version."""
+
+    record: dict[str, Any]
+    observation: Observation
+    baseline: Baseline
+    outcomes: list[Outcome]
 
 
 def is_baseline(record: dict[str, Any]) -> bool:

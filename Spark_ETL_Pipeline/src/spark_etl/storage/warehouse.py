@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -120,7 +121,7 @@ class Warehouse:
         base, _ = self.current()
         if version:
             return RunVersion(self._session(), self.root, version, base if incremental else None, incremental)
-        building = filesystem.read_json(self.files, f"{self.root}/{BUILDING}")
+        building = self.building()
         if building is None:
             raise VersionError(f"no version is being built in {self.root}: run 01_staging first")
         if building["base"] != (None if base is None else base.version):
@@ -128,6 +129,10 @@ class Warehouse:
         incremental = bool(building["incremental"])
         version = str(building["version"])
         return RunVersion(self._session(), self.root, version, base if incremental else None, incremental)
+
+    def building(self) -> dict[str, Any] | None:
+        """The note 01_staging run by hand left of the version it began (`begin`); None when no such run is on."""
+        return filesystem.read_json(self.files, f"{self.root}/{BUILDING}")
 
     def commit(self, version: str, keep_versions: int) -> list[str]:
         """Make `version` current: the pointer names it (written beside itself and renamed over the old one, so it
