@@ -9,7 +9,14 @@ with its clean delta (which must pass, compared with the last good day); a day w
 was published is rolled back (`--rollback`, its record superseded) and run again with its clean delta. Runs go
 through the entry script's main() in one warm kernel, as the test suite's do.
 
+With `--source postgres` the days come from a throwaway PostgreSQL server instead (text-typed tables, as a
+production extract can hold bad rows): each day the database is set to what the source holds that day (the last
+good day's tables with the day's delta applied, spoiled on a fault day) and the run reads it with
+`--jdbc-url ... --incremental`, finding the day's changes itself. Shorter, its faults two days apart.
+
     .venv/bin/python benchmarks/watch_simulation.py --scale 10 --days 32 --work /tmp/watch --out docs/watched_runs.md
+    .venv/bin/python benchmarks/watch_simulation.py --source postgres --scale 3 --days 16 --work /tmp/watch_pg \
+        --out docs/watched_runs_postgres.md
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import contextlib
 import csv
 import datetime
 import json
+import os
 import random
 import shutil
 import sys
@@ -30,24 +38,37 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "tests"))
 
+from support import pg_tables  # noqa: E402
+
+import pg_server  # noqa: E402  (the suite's throwaway PostgreSQL server)
 from extracts_generator import generate  # noqa: E402  (a development tool, imported from tools/)
 from spark_etl.command import cli  # noqa: E402
 from spark_etl.monitoring import history  # noqa: E402
 from spark_etl.runtime import runner  # noqa: E402
+from spark_etl.sources import jdbc  # noqa: E402
 from spark_etl.storage import filesystem  # noqa: E402
 
 TABLES = ("accounts", "skus", "invoices", "invoice_line_items")
 Row = list[str]
 
-# the faults, the day they fall on (counted from the first delta) and the level their check is documented at
-FAULTS = {
-    6: ("half-empty delta", "warn"),
-    11: ("payments cleared on paid invoices", "warn"),
-    16: ("prices x100", "warn"),
-    21: ("burst of bad invoice rows", "error"),
-    26: ("joining dates nulled", "error"),
-}
+# the faults in the order they fall, and the level their check is documented at
+FAULT_LEVELS = (
+    ("half-empty delta", "warn"),
+    ("payments cleared on paid invoices", "warn"),
+    ("prices x100", "warn"),
+    ("burst of bad invoice rows", "error"),
+    ("joining dates nulled", "error"),
+)
+FIRST_FAULT_DAY = 6  # after five clean days, so the window of good runs has some to compare with
+FAULT_SPACING = {"csv": 5, "postgres": 2}  # days from one fault to the next
+
+
+def fault_days(source_kind: str) -> dict[int, tuple[str, str]]:
+    """The day each fault falls on (counted from the first delta)."""
+    spacing = FAULT_SPACING[source_kind]
+    return {FIRST_FAULT_DAY + spacing * index: fault for index, fault in enumerate(FAULT_LEVELS)}
 
 
 @dataclass
@@ -161,17 +182,55 @@ def run(kernel: runner.SharedKernel, log: Path, *args: str) -> int:
         return cli.main(list(args), kernel=kernel)
 
 
+def applied(tables: dict[str, list[Row]], delta: dict[str, list[Row]]) -> dict[str, list[Row]]:
+    """The source's tables after a day's delta: a delta row replaces the row of its key (the first column; the
+    line items of a delta are new invoices' and are added)."""
+    merged = {}
+    for table in TABLES:
+        changed = delta.get(table, [])
+        if table == "invoice_line_items":
+            merged[table] = tables[table] + changed
+            continue
+        keys = {row[0] for row in changed}
+        merged[table] = [row for row in tables[table] if row[0] not in keys] + changed
+    return merged
+
+
+class Database:
+    """The source as PostgreSQL holds it: text-typed tables in schema raw, set each day to what the source holds."""
+
+    SCHEMA = "raw"
+
+    def __init__(self, server: pg_server.PostgresServer, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+        self.url = pg_tables.create_database(server, "watch")
+        pg_tables.create_tables(server, "watch", self.SCHEMA, typed=False)
+
+    def hold(self, source: Source, tables: dict[str, list[Row]], name: str) -> None:
+        folder = write_day(self.folder / name, source, tables)
+        self.server.psql("; ".join(f"truncate {self.SCHEMA}.{table}" for table in TABLES), "watch")
+        pg_tables.copy_extracts(self.server, "watch", self.SCHEMA, folder)
+
+    def options(self) -> tuple[str, ...]:
+        return ("--jdbc-url", self.url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", self.SCHEMA)
+
+
 def failed_checks(warehouse: Path) -> list[str]:
     runs = history.RunHistory(str(warehouse), filesystem.LocalFiles())
     record = runs.read(runs.run_ids()[-1]) or {}
     return [f"{c['name']} ({c['level']})" for c in record.get("checks", []) if c["status"] == "failed"]
 
 
-def simulate(scale: float, days: int, work: Path, seed: int) -> tuple[list[DayResult], float]:
+def simulate(
+    scale: float, days: int, work: Path, seed: int, database: Database | None = None
+) -> tuple[list[DayResult], float]:
+    """Day 0's full run, then each day's incremental run, from CSV deltas or (`database`) from PostgreSQL."""
     extracts = work / f"extracts_{scale:g}"
     if not extracts.is_dir():
         generate(extracts, seed=seed, scale=scale, unpaid_rate=0.02)
     source = read_source(extracts)
+    faults = fault_days("csv" if database is None else "postgres")
     day0, deltas = cut_days(source, days)
     runs_dir = work / "runs"
     shutil.rmtree(runs_dir, ignore_errors=True)
@@ -183,27 +242,41 @@ def simulate(scale: float, days: int, work: Path, seed: int) -> tuple[list[DayRe
     results = []
     started = time.perf_counter()
     conf = {"spark.master": "local[2]"}
+    if database is not None:  # the driver's jar in the kernel's JVM, the password in its environment
+        conf["spark.jars"] = jdbc.DEFAULT_DRIVER_JAR
+        os.environ[jdbc.PASSWORD_ENVIRONMENT_VARIABLE] = pg_server.SUPERUSER_PASSWORD
+    held = {table: list(rows) for table, rows in day0.items()}  # the source after the last good day
+
+    def source_of(name: str, tables: dict[str, list[Row]]) -> tuple[str, ...]:
+        """The run's source options for a day whose source holds `tables` (CSV: the day's delta)."""
+        if database is None:
+            return ("--extracts", str(write_day(runs_dir / name, source, tables)))
+        database.hold(source, tables, name)
+        return database.options()
+
     with runner.shared_kernel(conf) as kernel:
-        folder = write_day(runs_dir / "day_00", source, day0)
-        status = run(kernel, log, "--extracts", str(folder), "--output", str(output), "--quiet")
+        status = run(kernel, log, *source_of("day_00", day0), "--output", str(output), "--quiet")
         results.append(DayResult(0, "day 0", "", "", status, failed_checks(warehouse), "full run"))
         for day, (date, delta) in enumerate(deltas, start=1):
-            fault, expected = FAULTS.get(day, ("", ""))
+            fault, expected = faults.get(day, ("", ""))
             spoiled = spoil(fault, delta, source, date, rng) if fault else delta
-            folder = write_day(runs_dir / f"day_{day:02d}", source, spoiled)
-            args = ("--extracts", str(folder), "--output", str(output), "--incremental", "--quiet")
-            status = run(kernel, log, *args)
+            name = f"day_{day:02d}"
+            args = ("--output", str(output), "--incremental", "--quiet")
+            status = run(kernel, log, *source_of(name, spoiled if database is None else applied(held, spoiled)), *args)
             result = DayResult(day, date, fault, expected, status, failed_checks(warehouse))
             if fault and (status != 0 or fault != "half-empty delta"):
                 # a failed day is rerun fixed; a published fault (other than a short delta, whose rows are lost
                 # upstream) is rolled back first
                 if status == 0:
                     run(kernel, log, "--output", str(output), "--rollback", "--quiet")
-                clean = write_day(runs_dir / f"day_{day:02d}_fixed", source, delta)
-                rerun = run(kernel, log, "--extracts", str(clean), "--output", str(output), "--incremental", "--quiet")
+                fixed = source_of(f"{name}_fixed", delta if database is None else applied(held, delta))
+                rerun = run(kernel, log, *fixed, *args)
                 rerun_failed = failed_checks(warehouse)
                 action = "rolled back, " if status == 0 else ""
                 result.then = f"{action}rerun fixed: status {rerun}, failed checks: {', '.join(rerun_failed) or 'none'}"
+                held = applied(held, delta)
+            else:  # the day as it came stays published (a short delta's missing rows never arrive)
+                held = applied(held, spoiled)
             results.append(result)
             print(f"day {day:2d} {date} {fault or 'clean':<34} status {status} {', '.join(result.failed) or '-'}")
     return results, time.perf_counter() - started
@@ -225,16 +298,23 @@ def verdicts(results: list[DayResult]) -> tuple[int, int, list[str]]:
     return false_alarms, len(clean), missed
 
 
-def report(results: list[DayResult], seconds: float, scale: float, seed: int) -> str:
+def report(results: list[DayResult], seconds: float, scale: float, seed: int, source_kind: str) -> str:
     false_alarms, clean_days, missed = verdicts(results)
+    from_where = (
+        "incremental run on that day's delta (its new invoices with their lines, and the invoices paid that day)"
+        if source_kind == "csv"
+        else "incremental run from PostgreSQL (`--jdbc-url`), whose text-typed tables hold the last good day's "
+        "rows with that day's changes (its new invoices with their lines, and the invoices paid that day)"
+    )
     lines = [
-        "# Watched runs: a seeded simulation of daily runs with faults",
+        "# Watched runs: a seeded simulation of daily runs with faults"
+        + ("" if source_kind == "csv" else ", from PostgreSQL"),
         "",
         "Generated by `.venv/bin/python benchmarks/watch_simulation.py "
-        f"--scale {scale:g} --seed {seed} --days {len(results) - 1}` ({seconds:.0f} s, one warm kernel), with the "
-        "default checks (`spark_etl/monitoring/default_checks.yml`). Day 0 is a full run; each later day an "
-        "incremental run on that day's delta (its new invoices with their lines, and the invoices paid that "
-        "day). A failed day is rerun with its clean delta; a published fault is rolled back first.",
+        + ("" if source_kind == "csv" else "--source postgres ")
+        + f"--scale {scale:g} --seed {seed} --days {len(results) - 1}` ({seconds:.0f} s, one warm kernel), with "
+        f"the default checks (`spark_etl/monitoring/default_checks.yml`). Day 0 is a full run; each later day an "
+        f"{from_where}. A failed day is rerun with its clean delta; a published fault is rolled back first.",
         "",
         f"**False alarms on the {clean_days} clean days: {false_alarms}.** Faults missed or flagged at another "
         f"level than documented: {len(missed)}{': ' + '; '.join(missed) if missed else ''}.",
@@ -257,12 +337,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", type=Path, default=Path("/tmp/spark_etl_watch"))
     parser.add_argument("--out", type=Path, help="write the report here (markdown)")
+    parser.add_argument("--source", choices=sorted(FAULT_SPACING), default="csv", help="where the days come from")
     options = parser.parse_args(argv)
-    if options.days <= max(FAULTS):
-        parser.error(f"--days must be more than {max(FAULTS)}, the last fault's day")
+    last_fault = max(fault_days(options.source))
+    if options.days <= last_fault:
+        parser.error(f"--days must be more than {last_fault}, the last fault's day")
     options.work.mkdir(parents=True, exist_ok=True)
-    results, seconds = simulate(options.scale, options.days, options.work, options.seed)
-    text = report(results, seconds, options.scale, options.seed)
+    if options.source == "csv":
+        results, seconds = simulate(options.scale, options.days, options.work, options.seed)
+    else:
+        server = pg_server.start_server()
+        try:
+            database = Database(server, options.work / "database_days")
+            results, seconds = simulate(options.scale, options.days, options.work, options.seed, database)
+        finally:
+            server.stop()
+    text = report(results, seconds, options.scale, options.seed, options.source)
     if options.out:
         options.out.write_text(text, encoding="utf-8")
     print(text)
