@@ -29,7 +29,9 @@ from support.pipeline import VIEWFS_WAREHOUSES, FinishedRun, run_in_kernel, run_
 
 import reference_contract
 from reference_contract import INVOICES, LINES, line_keys, parse_date
+from spark_etl.monitoring import history
 from spark_etl.runtime import runner
+from spark_etl.storage import filesystem
 
 pytestmark = pytest.mark.e2e
 DAYS = 2  # day 2 builds on an incremental version, as every later day would
@@ -196,15 +198,33 @@ def test_a_warehouse_the_entry_script_cannot_reach_is_committed_through_spark(
 ) -> None:
     """A warehouse at a Hadoop URI other than file: (viewfs:, which the session's kernel mounts on a local folder;
     hdfs: or s3a: on a cluster): the entry script cannot read its pointer, so it commits in the run's kernel,
-    through Hadoop. A full run and a day's incremental run on it publish what the simulation's runs on a local
-    warehouse published."""
+    through Hadoop, and keeps each run's history record there the same way, a run stopped by a check included. A
+    full run and a day's incremental run on it publish what the simulation's runs on a local warehouse
+    published."""
     warehouse = f"{VIEWFS_WAREHOUSES}/{tmp_path.name}"
     mounted = viewfs_folder / tmp_path.name
     output_dir = tmp_path / "out"
+    versions = []
     for extracts, options in ((generated_extracts, ()), (simulation.days[0].delta, ("--incremental",))):
         pipeline(stage_kernel, extracts, output_dir, warehouse, *options)
-        version = summary(output_dir)["version"]
-        assert json.loads((mounted / "_current.json").read_text(encoding="utf-8"))["version"] == version
+        versions.append(summary(output_dir)["version"])
+        assert json.loads((mounted / "_current.json").read_text(encoding="utf-8"))["version"] == versions[-1]
+    failing = tmp_path / "failing_checks.yml"  # every account has a first invoice: an error on any full run
+    rule = "{name: repeat_accounts_only, type: minimum, level: error, feature: cum_tot_inv_acct, minimum: 2}"
+    failing.write_text(f"checks:\n  - {rule}\n", encoding="utf-8")
+    stopped = run_in_kernel(
+        stage_kernel, "--extracts", str(generated_extracts), "--output", str(tmp_path / "stopped" / CSV),
+        "--warehouse", warehouse, "--checks", str(failing), "--quiet",
+    )  # fmt: skip
+    assert stopped.returncode == 4, stopped.stderr
+    runs = history.RunHistory(str(mounted), filesystem.LocalFiles())
+    recorded = [runs.read(run_id) or {} for run_id in runs.run_ids()]
+    assert [(record["status"], record["mode"]) for record in recorded] == [
+        ("succeeded", "full"), ("succeeded", "incremental"), ("failed", "full"),
+    ]  # fmt: skip
+    assert [record["version"] for record in recorded[:2]] == versions
+    assert [check["name"] for check in recorded[2]["checks"] if check["status"] == "failed"] == ["repeat_accounts_only"]
+    assert json.loads((mounted / "_current.json").read_text(encoding="utf-8"))["version"] == versions[-1]
     assert (output_dir / CSV).read_bytes() == (simulation.days[0].incremental / CSV).read_bytes()
     assert run_rejects(output_dir) == simulation.days[0].expected_rejects
     assert sorted(path.name for path in (output_dir / "versions").iterdir()) == sorted(

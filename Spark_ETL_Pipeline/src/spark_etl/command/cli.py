@@ -273,6 +273,14 @@ def run(
                             renderer.finish(paths.executed_notebooks, failed)
                         except Exception as render_error:  # the stage's error is the one to report and exit with
                             console.line(f"warning: the reports could not be rendered: {render_error}")
+                        if warehouse is None and monitoring is not None:
+                            # a warehouse out of this process's reach keeps a judged run's record through the
+                            # kernel, while it runs (one on this machine: below, whatever stopped the run)
+                            record = history.run_record(
+                                paths.run_id, history.FAILED, started_at, time.perf_counter() - started, summary,
+                                monitoring, str(failure),
+                            )  # fmt: skip
+                            keep_run_record(options, paths, console, record, monitoring, kernel, environment)
                         raise failure from error
                 sys.stderr.flush()
                 run_files.redact_files([paths.reports, paths.log], console.secret_values)
@@ -342,14 +350,14 @@ def keep_run_record(
     kernel: runner.SharedKernel | None = None,
     environment: dict[str, str] | None = None,
 ) -> None:
-    """The run's record in the warehouse's history: here for a warehouse on this machine, in the run's kernel for
-    any other (without a `kernel`, a failed run's: only a warehouse on this machine keeps it). A record that cannot
+    """The run's record in the warehouse's history: here for a warehouse on this machine, through Spark in the
+    run's kernel for any other (with --separate-jvms, one started for it, as for the commit). A record that cannot
     be written is a warning: the run has committed or failed already, and says so."""
     keep_runs = checks.DEFAULT_KEEP_RUNS if monitoring is None else int(monitoring["keep_runs"])
     try:
         if filesystem.is_local(paths.warehouse):
             history.RunHistory(paths.warehouse, filesystem.LocalFiles()).write(record, keep_runs)
-        elif kernel is not None:
+        else:
             arguments = {"root": paths.warehouse, "record": record, "keep_runs": keep_runs}
             module = "spark_etl.monitoring.history"
             call_in_kernel(options, kernel, environment or {}, module, "write_in_kernel", arguments)
