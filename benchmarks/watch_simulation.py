@@ -10,8 +10,8 @@ was published is rolled back (`--rollback`, its record superseded) and run again
 through the entry script's main() in one warm kernel, as the test suite's do.
 
 With `--source postgres` the days come from a throwaway PostgreSQL server instead (text-typed tables, as a
-production extract can hold bad rows): each day the database is set to what the source holds that day (the last
-good day's tables with the day's delta applied, spoiled on a fault day) and the run reads it with
+production extract can hold bad rows): each day the database is set to what the source holds that day (the rows
+published so far with the day's delta applied, spoiled on a fault day) and the run reads it with
 `--jdbc-url ... --incremental`, finding the day's changes itself. Shorter, its faults two days apart.
 
     .venv/bin/python benchmarks/watch_simulation.py --scale 10 --days 32 --work /tmp/watch --out docs/watched_runs.md
@@ -211,6 +211,7 @@ class Database:
         folder = write_day(self.folder / name, source, tables)
         self.server.psql("; ".join(f"truncate {self.SCHEMA}.{table}" for table in TABLES), "watch")
         pg_tables.copy_extracts(self.server, "watch", self.SCHEMA, folder)
+        shutil.rmtree(folder)  # the database holds it now
 
     def options(self) -> tuple[str, ...]:
         return ("--jdbc-url", self.url, "--jdbc-user", pg_server.SUPERUSER, "--jdbc-schema", self.SCHEMA)
@@ -245,7 +246,7 @@ def simulate(
     if database is not None:  # the driver's jar in the kernel's JVM, the password in its environment
         conf["spark.jars"] = jdbc.DEFAULT_DRIVER_JAR
         os.environ[jdbc.PASSWORD_ENVIRONMENT_VARIABLE] = pg_server.SUPERUSER_PASSWORD
-    held = {table: list(rows) for table, rows in day0.items()}  # the source after the last good day
+    held = {table: list(rows) for table, rows in day0.items()}  # the source as published so far
 
     def source_of(name: str, tables: dict[str, list[Row]]) -> tuple[str, ...]:
         """The run's source options for a day whose source holds `tables` (CSV: the day's delta)."""
@@ -303,8 +304,8 @@ def report(results: list[DayResult], seconds: float, scale: float, seed: int, so
     from_where = (
         "incremental run on that day's delta (its new invoices with their lines, and the invoices paid that day)"
         if source_kind == "csv"
-        else "incremental run from PostgreSQL (`--jdbc-url`), whose text-typed tables hold the last good day's "
-        "rows with that day's changes (its new invoices with their lines, and the invoices paid that day)"
+        else "incremental run from PostgreSQL (`--jdbc-url`), whose text-typed tables hold the rows published so far "
+        "with that day's changes (its new invoices with their lines, and the invoices paid that day)"
     )
     lines = [
         "# Watched runs: a seeded simulation of daily runs with faults"
@@ -342,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     last_fault = max(fault_days(options.source))
     if options.days <= last_fault:
         parser.error(f"--days must be more than {last_fault}, the last fault's day")
+    missing = pg_server.binaries_missing() if options.source == "postgres" else None
+    if missing is not None:
+        parser.error(f"--source postgres: {missing}")
     options.work.mkdir(parents=True, exist_ok=True)
     if options.source == "csv":
         results, seconds = simulate(options.scale, options.days, options.work, options.seed)

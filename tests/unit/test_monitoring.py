@@ -16,6 +16,8 @@ from spark_etl.monitoring import checks, drift, feature_metrics, history
 from spark_etl.monitoring.checks import Baseline, Observation
 from spark_etl.monitoring.feature_metrics import FeatureMetrics
 from spark_etl.storage import filesystem
+from spark_etl.storage.versions import VersionError
+from spark_etl.storage.warehouse import Warehouse
 
 
 def metrics_of(feature: str, values: Sequence[float | None]) -> FeatureMetrics:
@@ -286,6 +288,7 @@ def record(run_id: str, status: str = "succeeded", mode: str = "incremental", ro
         },
         "checks": [],
         "checks_file": "default",
+        "window_runs": 7,
     }
     return history.run_record(run_id, status, "2026-12-07T00:00:00Z", 1.0, {"as_of": "2021-07-01"}, monitoring)
 
@@ -318,17 +321,43 @@ def test_the_history_keeps_one_file_per_run_and_at_most_keep_runs(tmp_path: Path
 def test_a_recorded_run_is_reviewed_as_it_was_judged_against_the_runs_before_it(tmp_path: Path) -> None:
     runs = history.RunHistory(str(tmp_path / "warehouse"), filesystem.LocalFiles())
     runs.write(record("20260101T000000Z_a", mode="full", rows=900), keep_runs=10)
-    runs.write(record("20260102T000000Z_b", rows=950), keep_runs=10)
+    runs.write(record("20260102T000000Z_b", rows=940), keep_runs=10)
+    runs.write(record("20260102T120000Z_b", rows=950), keep_runs=10)
     judged = record("20260103T000000Z_c", rows=960)
     judged["checks"] = [checks.Outcome("late_rate", "warn", "failed", "late rate moved", {"rate": 0.5}).as_json()]
     runs.write(judged, keep_runs=10)
     runs.write(record("20260104T000000Z_d", status="failed", rows=10), keep_runs=10)
     runs.write(record("20260105T000000Z_e", rows=970), keep_runs=10)  # newer than the run reviewed: not its baseline
+    assert runs.mark_superseded("20260105T000000Z_e", by="rollback")  # rolled back: c is current again
     reviewed = runs.recorded_run("20260103T000000Z_c", window_runs=7)
     assert reviewed is not None and reviewed.record["run_id"] == "20260103T000000Z_c"
     assert reviewed.observation.output_rows == 960
     assert reviewed.outcomes == [checks.Outcome("late_rate", "warn", "failed", "late rate moved", {"rate": 0.5})]
     assert reviewed.baseline.previous is not None and reviewed.baseline.previous.output_rows == 950
-    assert [run.output_rows for run in reviewed.baseline.window] == [950]
+    assert [run.output_rows for run in reviewed.baseline.window] == [950, 940]
+    # the runs older than it, as it was judged: the scan limit counts none of the newer records
+    older = runs.baseline("incremental", 7, scan_limit=1, before="20260103T000000Z_c")
+    assert older.previous is not None and older.previous.output_rows == 950
+    # the window its own checks file set, when its record says so
+    runs.write({**judged, "window_runs": 1}, keep_runs=10)
+    narrow = runs.recorded_run("20260103T000000Z_c", window_runs=7)
+    assert narrow is not None and [run.output_rows for run in narrow.baseline.window] == [950]
     assert runs.recorded_run("20260104T000000Z_d", window_runs=7) is None  # a failed run published nothing
     assert runs.recorded_run("manual_20260106T000000Z_f", window_runs=7) is None  # built by hand: no record
+
+
+def test_opened_alone_the_notebook_reviews_the_current_version_or_says_why_it_cannot(tmp_path: Path) -> None:
+    root = tmp_path / "warehouse"
+    runs = history.RunHistory(str(root), filesystem.LocalFiles())
+    warehouse = Warehouse.open(str(root))
+    assert history.reviewed_version(runs, warehouse, 7) is None  # no commit yet: the notebook asks for 01
+    runs.write(record("20260101T000000Z_a", mode="full"), keep_runs=10)
+    (root / "_current.json").write_text('{"version": "20260101T000000Z_a", "history": []}', encoding="utf-8")
+    reviewed = history.reviewed_version(runs, warehouse, 7)
+    assert reviewed is not None and reviewed.record["version"] == "20260101T000000Z_a"
+    (root / "_building.json").write_text('{"version": "manual_x", "incremental": false, "base": null}', "utf-8")
+    assert history.reviewed_version(runs, warehouse, 7) is None  # 01 began a version: the notebook judges it
+    (root / "_building.json").unlink()
+    (root / "_current.json").write_text('{"version": "manual_y", "history": []}', encoding="utf-8")
+    with pytest.raises(VersionError, match=r"^the current version manual_y of .* has no run record in _history/"):
+        history.reviewed_version(runs, warehouse, 7)

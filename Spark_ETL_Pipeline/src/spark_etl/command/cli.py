@@ -273,9 +273,10 @@ def run(
                             renderer.finish(paths.executed_notebooks, failed)
                         except Exception as render_error:  # the stage's error is the one to report and exit with
                             console.line(f"warning: the reports could not be rendered: {render_error}")
-                        if warehouse is None and monitoring is not None:
+                        if warehouse is None and monitoring is not None and termination.signal_number is None:
                             # a warehouse out of this process's reach keeps a judged run's record through the
-                            # kernel, while it runs (one on this machine: below, whatever stopped the run)
+                            # kernel, while it runs, unless the run is being stopped (one on this machine: below,
+                            # whatever stopped the run)
                             record = history.run_record(
                                 paths.run_id, history.FAILED, started_at, time.perf_counter() - started, summary,
                                 monitoring, str(failure),

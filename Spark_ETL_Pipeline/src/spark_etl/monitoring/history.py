@@ -12,6 +12,8 @@ from typing import Any
 from spark_etl.monitoring import feature_metrics
 from spark_etl.monitoring.checks import Baseline, Observation, Outcome
 from spark_etl.storage import filesystem
+from spark_etl.storage.versions import VersionError
+from spark_etl.storage.warehouse import Warehouse
 
 HISTORY_DIR = "_history"
 SUCCEEDED = "succeeded"
@@ -67,10 +69,14 @@ class RunHistory:
         first only as far as needed; `before` a run id: as that run was judged, from the runs older than it."""
         previous: Observation | None = None
         window: list[Observation] = []
-        for scanned, record in enumerate(self._newest_first()):
+        scanned = 0
+        for record in self._newest_first():
+            if before is not None and str(record["run_id"]) >= before:
+                continue  # newer than the run judged: not counted in the scan either
             if scanned >= scan_limit or (previous is not None and len(window) >= window_runs):
                 break
-            if not is_baseline(record) or (before is not None and str(record["run_id"]) >= before):
+            scanned += 1
+            if not is_baseline(record):
                 continue
             observation = observation_of(record)
             previous = previous or observation
@@ -79,12 +85,14 @@ class RunHistory:
         return Baseline(previous, window, window[0] if window else None)
 
     def recorded_run(self, version: str, window_runs: int) -> RecordedRun | None:
-        """The run that published `version`, as it was judged: its metrics, its baseline then and each check's
-        outcome; None when no succeeded run with metrics is recorded for it (a version built by hand)."""
+        """The run that published `version`, as it was judged: its metrics, its baseline then (the window its own
+        checks file set; `window_runs` for a record that does not say) and each check's outcome; None when no
+        succeeded run with metrics is recorded for it (a version built by hand)."""
         for record in self._newest_first():
             if record.get("version") == version and record.get("status") == SUCCEEDED and "metrics" in record:
                 observation = observation_of(record)
-                baseline = self.baseline(observation.mode, window_runs, before=str(record["run_id"]))
+                window = int(record.get("window_runs") or window_runs)
+                baseline = self.baseline(observation.mode, window, before=str(record["run_id"]))
                 outcomes = [Outcome(**outcome) for outcome in record.get("checks") or []]
                 return RecordedRun(record, observation, baseline, outcomes)
         return None
@@ -98,6 +106,22 @@ class RecordedRun:
     observation: Observation
     baseline: Baseline
     outcomes: list[Outcome]
+
+
+def reviewed_version(runs: RunHistory, warehouse: Warehouse, window_runs: int) -> RecordedRun | None:
+    """The monitoring notebook opened alone, with no version being built: the current version as its run recorded
+    it. None while 01_staging run by hand has begun a version (the notebook judges that one) or before any
+    commit (where the notebook asks for 01_staging); a current version without a record is a one-line error."""
+    pointer = warehouse.pointer()
+    if warehouse.building() is not None or pointer is None:
+        return None
+    reviewed = runs.recorded_run(pointer.version, window_runs)
+    if reviewed is None:
+        raise VersionError(
+            f"the current version {pointer.version} of {warehouse.root} has no run record in {HISTORY_DIR}/ to "
+            "review (built by hand, or its record was not kept): run 01_staging to build and judge a new version"
+        )
+    return reviewed
 
 
 def is_baseline(record: dict[str, Any]) -> bool:
@@ -147,6 +171,7 @@ def run_record(
             metrics=monitoring["metrics"],
             checks=monitoring["checks"],
             checks_file=monitoring["checks_file"],
+            window_runs=monitoring.get("window_runs"),
         )
     return record
 

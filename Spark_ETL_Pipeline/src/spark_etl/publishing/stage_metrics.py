@@ -65,6 +65,7 @@ class MonitoringMetrics(StageRecord):
     checks: list[dict[str, Any]]  # per check: name, level, status, message, numbers (checks.Outcome)
     checks_file: str
     keep_runs: int  # history records kept (the checks file's history.keep_runs)
+    window_runs: int  # the good runs of the same mode the drift checks compared with (baseline.window_runs)
 
 
 StageMetrics = StagingMetrics | IntermediateMetrics | MartsMetrics | MonitoringMetrics
