@@ -248,11 +248,12 @@ def simulate(
         os.environ[jdbc.PASSWORD_ENVIRONMENT_VARIABLE] = pg_server.SUPERUSER_PASSWORD
     held = {table: list(rows) for table, rows in day0.items()}  # the source as published so far
 
-    def source_of(name: str, tables: dict[str, list[Row]]) -> tuple[str, ...]:
-        """The run's source options for a day whose source holds `tables` (CSV: the day's delta)."""
+    def source_of(name: str, delta: dict[str, list[Row]]) -> tuple[str, ...]:
+        """The run's source options for a day's delta: its files, or the database holding it applied to what is
+        published so far (`held`)."""
         if database is None:
-            return ("--extracts", str(write_day(runs_dir / name, source, tables)))
-        database.hold(source, tables, name)
+            return ("--extracts", str(write_day(runs_dir / name, source, delta)))
+        database.hold(source, applied(held, delta), name)
         return database.options()
 
     with runner.shared_kernel(conf) as kernel:
@@ -263,21 +264,22 @@ def simulate(
             spoiled = spoil(fault, delta, source, date, rng) if fault else delta
             name = f"day_{day:02d}"
             args = ("--output", str(output), "--incremental", "--quiet")
-            status = run(kernel, log, *source_of(name, spoiled if database is None else applied(held, spoiled)), *args)
+            status = run(kernel, log, *source_of(name, spoiled), *args)
             result = DayResult(day, date, fault, expected, status, failed_checks(warehouse))
             if fault and (status != 0 or fault != "half-empty delta"):
                 # a failed day is rerun fixed; a published fault (other than a short delta, whose rows are lost
                 # upstream) is rolled back first
                 if status == 0:
                     run(kernel, log, "--output", str(output), "--rollback", "--quiet")
-                fixed = source_of(f"{name}_fixed", delta if database is None else applied(held, delta))
-                rerun = run(kernel, log, *fixed, *args)
+                rerun = run(kernel, log, *source_of(f"{name}_fixed", delta), *args)
                 rerun_failed = failed_checks(warehouse)
                 action = "rolled back, " if status == 0 else ""
                 result.then = f"{action}rerun fixed: status {rerun}, failed checks: {', '.join(rerun_failed) or 'none'}"
-                held = applied(held, delta)
+                published = delta
             else:  # the day as it came stays published (a short delta's missing rows never arrive)
-                held = applied(held, spoiled)
+                published = spoiled
+            if database is not None:
+                held = applied(held, published)
             results.append(result)
             print(f"day {day:2d} {date} {fault or 'clean':<34} status {status} {', '.join(result.failed) or '-'}")
     return results, time.perf_counter() - started

@@ -248,6 +248,12 @@ def run(
     repair_published(paths, console, warehouse)
     jit = driver_jit(options, warehouse) if kernel is None else kernel.jit
     run_files.start(paths)
+
+    def failed_record(failure: RunFailedError) -> dict[str, Any]:
+        """The record of this run, failed: with its metrics and checks when it got as far as being judged."""
+        seconds = time.perf_counter() - started
+        return history.run_record(paths.run_id, history.FAILED, started_at, seconds, summary, monitoring, str(failure))
+
     with run_files.output_to_log(paths.log) as terminal:
         console.terminal = terminal
         try:
@@ -277,11 +283,9 @@ def run(
                             # a warehouse out of this process's reach keeps a judged run's record through the
                             # kernel, while it runs, unless the run is being stopped (one on this machine: below,
                             # whatever stopped the run)
-                            record = history.run_record(
-                                paths.run_id, history.FAILED, started_at, time.perf_counter() - started, summary,
-                                monitoring, str(failure),
-                            )  # fmt: skip
-                            keep_run_record(options, paths, console, record, monitoring, kernel, environment)
+                            keep_run_record(
+                                options, paths, console, failed_record(failure), monitoring, kernel, environment
+                            )
                         raise failure from error
                 sys.stderr.flush()
                 run_files.redact_files([paths.reports, paths.log], console.secret_values)
@@ -308,11 +312,7 @@ def run(
             console.line(f"error: {failure} ({keep_failed_run(paths, console)})", is_error=True)
             is_recorded = monitoring is not None or pointer is not None  # a failed first run leaves no warehouse
             if warehouse is not None and is_recorded and (pointer is None or pointer.version != paths.run_id):
-                seconds = time.perf_counter() - started
-                record = history.run_record(
-                    paths.run_id, history.FAILED, started_at, seconds, summary, monitoring, str(failure)
-                )
-                keep_run_record(options, paths, console, record, monitoring)
+                keep_run_record(options, paths, console, failed_record(failure), monitoring)
             return failure.status
         finally:
             run_files.remove([paths.pending])

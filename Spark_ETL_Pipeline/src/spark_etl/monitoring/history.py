@@ -49,8 +49,11 @@ class RunHistory:
         """The newest `limit` records, newest first."""
         return list(itertools.islice(self._newest_first(), limit))
 
-    def _newest_first(self) -> Iterator[dict[str, Any]]:
+    def _newest_first(self, before: str | None = None) -> Iterator[dict[str, Any]]:
+        """The records newest first; with `before` a run id, only those of runs older than it (none newer is read)."""
         for run_id in reversed(self.run_ids()):
+            if before is not None and run_id >= before:
+                continue
             record = self.read(run_id)
             if record is not None:
                 yield record
@@ -69,13 +72,9 @@ class RunHistory:
         first only as far as needed; `before` a run id: as that run was judged, from the runs older than it."""
         previous: Observation | None = None
         window: list[Observation] = []
-        scanned = 0
-        for record in self._newest_first():
-            if before is not None and str(record["run_id"]) >= before:
-                continue  # newer than the run judged: not counted in the scan either
+        for scanned, record in enumerate(self._newest_first(before)):
             if scanned >= scan_limit or (previous is not None and len(window) >= window_runs):
                 break
-            scanned += 1
             if not is_baseline(record):
                 continue
             observation = observation_of(record)
