@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import datetime
 import json
+import os
 import random
 import subprocess
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from reference_contract import INVOICES, LINES, line_keys, parse_date
 from spark_etl.monitoring import history
 from spark_etl.runtime import runner
 from spark_etl.storage import filesystem
+from spark_etl.storage.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
 DAYS = 2  # day 2 builds on an incremental version, as every later day would
@@ -187,6 +189,44 @@ def test_a_delta_of_header_only_files_changes_nothing_and_rejects_nothing(simula
         "invoices_recomputed": 0,
         "accounts_recomputed": 0,
     }
+
+
+def test_a_run_with_no_csv_publishes_its_version_and_leaves_the_csv_as_the_last_run_wrote_it(
+    generated_extracts: Path, tmp_path: Path, stage_kernel: runner.SharedKernel
+) -> None:
+    """--no-csv (a daily run where nobody reads the file): a first run has no CSV to keep and writes one; a day's
+    run commits and publishes its version and rejects but keeps that CSV (the same file, not a copy), its summary
+    naming the version the CSV holds beside the rows of its own table; a run without the option catches it up."""
+    output, warehouse = tmp_path / "out", tmp_path / "warehouse"
+    csv = output / CSV
+    pipeline(stage_kernel, generated_extracts, output, warehouse, "--no-csv")
+    first = summary(output)
+    assert first["csv_version"] == first["version"]  # nothing to keep: written
+    written, inode = csv.read_bytes(), csv.stat().st_ino
+    assert len(read_csv(csv)) - 1 == first["output_rows"]
+
+    state, _ = initial_state(generated_extracts)
+    made = make_delta(state, random.Random(23))
+    state, rejects = apply_delta(state, made.delta)
+    pipeline(stage_kernel, write_tables(tmp_path / "delta", made.delta), output, warehouse, "--incremental", "--no-csv")
+    day = summary(output)
+    expected = reference_contract.compute(write_tables(tmp_path / "merged", state_tables(state)))
+    assert (day["mode"], day["csv_version"]) == ("incremental", first["version"])
+    assert day["version"] != first["version"]
+    current = Warehouse.on_this_machine(str(warehouse))
+    assert current is not None and (pointer := current.pointer()) is not None and pointer.version == day["version"]
+    # the rows of the day's version, not of the CSV kept: the delta added invoices
+    assert day["output_rows"] == len(expected.rows) > first["output_rows"]
+    assert (csv.read_bytes(), csv.stat().st_ino) == (written, inode)
+    assert os.stat(output / "versions" / str(day["version"]) / CSV).st_ino == inode
+    assert run_rejects(output) == rejects  # the rest of the run is published
+
+    header_only = write_tables(tmp_path / "header_only", {table: [] for table in TABLES})
+    pipeline(stage_kernel, header_only, output, warehouse, "--incremental")
+    caught_up = summary(output)
+    assert caught_up["csv_version"] == caught_up["version"]
+    rows = read_csv(csv)
+    assert (rows[0], rows[1:]) == (expected.header, expected.rows)
 
 
 def test_a_warehouse_the_entry_script_cannot_reach_is_committed_through_spark(

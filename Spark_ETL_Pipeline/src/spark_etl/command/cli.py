@@ -60,8 +60,13 @@ def driver_jit(options: argparse.Namespace, warehouse: Warehouse | None) -> str:
 
 
 def run_summary(
-    options: argparse.Namespace, runs: list[runner.NotebookRun], seconds: float, jit: str = "tiered"
+    options: argparse.Namespace,
+    runs: list[runner.NotebookRun],
+    seconds: float,
+    jit: str = "tiered",
+    kept_csv_version: str | None = None,
 ) -> dict[str, Any]:
+    """`kept_csv_version`: the version whose CSV a --no-csv run kept (None: the run wrote its own)."""
     staging, intermediate, marts, monitoring = stage_metrics.of_stages([run.metrics for run in runs])
     outcomes = monitoring["checks"]
     features_written = next(m["rows"] for m in marts["models"] if m["model"] == "fct_invoice_features")
@@ -88,7 +93,9 @@ def run_summary(
         "is_as_of_after_data": intermediate["is_as_of_after_data"],
         **jdbc_options.summary(options, marts),
         "output": options.output,
-        "output_rows": marts["output_rows"],
+        # the rows of the version's feature table: the CSV's when the run wrote it
+        "output_rows": monitoring["output_rows"] if marts["output_rows"] is None else marts["output_rows"],
+        "csv_version": kept_csv_version or marts["version"],  # the version the feature CSV holds (--no-csv)
         "tables": staging["tables"],
         "rejects": staging["rejects"],
         "rejects_total": sum(staging["rejects"].values()),
@@ -126,9 +133,10 @@ def run_paths(options: argparse.Namespace) -> RunPaths:
     )
 
 
-def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, dict[str, Any]]:
-    """What each notebook's parameters cell receives. Secret settings are shown redacted: the kernels take their
-    values from the environment (session.with_secrets), so they are never written into a notebook."""
+def stage_parameters(options: argparse.Namespace, paths: RunPaths, write_csv: bool = True) -> dict[str, dict[str, Any]]:
+    """What each notebook's parameters cell receives (`write_csv` false: a --no-csv run that keeps the published
+    CSV). Secret settings are shown redacted: the kernels take their values from the environment
+    (session.with_secrets), so they are never written into a notebook."""
     common = {
         "master": options.master,
         "spark_conf": redacted_settings(spark_conf(options)),
@@ -148,6 +156,7 @@ def stage_parameters(options: argparse.Namespace, paths: RunPaths) -> dict[str, 
             **common,
             "output_path": str(paths.version_outputs / paths.output.name),
             "rejects_path": str(paths.version_outputs / "rejects.csv"),
+            "write_csv": write_csv,
             **load,
         },
         "04_monitoring.ipynb": {
@@ -173,10 +182,11 @@ def run_stages(
     termination: Termination,
     kernel: runner.SharedKernel | None,
     environment: dict[str, str],
+    write_csv: bool = True,
 ) -> list[runner.NotebookRun]:
     """The stage notebooks in order, in the run's kernel (None with --separate-jvms: a fresh one each), one log
     line per notebook and per model; each finished notebook's report is rendered while the next one runs."""
-    parameters = stage_parameters(options, paths)
+    parameters = stage_parameters(options, paths, write_csv)
     runs = []
     termination.kernel = kernel
     try:
@@ -246,6 +256,8 @@ def run(
     monitoring: dict[str, Any] | None = None  # the monitoring stage's metrics: what the run's record keeps
     run_files.remove(run_files.dead_runs(paths))  # in the warehouse, a dead run's version goes at the next commit
     repair_published(paths, console, warehouse)
+    # --no-csv: the published CSV stays, and is this version's too; a run with none to keep writes one
+    kept_csv = run_files.published_csv_version(paths.output_dir, paths.output.name) if options.no_csv else None
     jit = driver_jit(options, warehouse) if kernel is None else kernel.jit
     run_files.start(paths)
 
@@ -264,9 +276,11 @@ def run(
                 with reports.ReportRenderer(paths.reports) as renderer:
                     try:
                         publish_to_serving(options, paths, kernel, environment)  # an earlier run's swap, if missed
-                        runs = run_stages(options, paths, renderer, console, termination, kernel, environment)
+                        runs = run_stages(
+                            options, paths, renderer, console, termination, kernel, environment, kept_csv is None
+                        )
                         monitoring = dict(runs[-1].metrics)
-                        summary = run_summary(options, runs, time.perf_counter() - started, jit)
+                        summary = run_summary(options, runs, time.perf_counter() - started, jit, kept_csv)
                         stop_on_failed_checks(options, summary)
                         renderer.finish(paths.executed_notebooks, summary)
                     except BaseException as error:
@@ -289,6 +303,8 @@ def run(
                         raise failure from error
                 sys.stderr.flush()
                 run_files.redact_files([paths.reports, paths.log], console.secret_values)
+                if kept_csv is not None:
+                    run_files.keep_published_csv(paths)
                 run_files.keep_summary(paths, summary)  # before the commit: a current version has all its files
                 commit(options, paths, warehouse, kernel, environment)
                 run_files.fault_point("swap")
@@ -326,9 +342,10 @@ def run(
         console.line(
             f"warning: --as-of {summary['as_of']} is after the latest date in the data ({summary['latest_data_date']})"
         )
+    csv_note = "" if kept_csv is None else f" (not rewritten, --no-csv: it holds version {kept_csv})"
     console.line(
         f"done ({summary['mode']}, version {summary['version']}): "
-        f"{summary['output_rows']:,} invoices -> {paths.output} "
+        f"{summary['output_rows']:,} invoices -> {paths.output}{csv_note} "
         f"({summary['rejects_total']:,} rejected rows, as_of {summary['as_of']}) "
         f"in {summary['seconds']:.1f} s; reports: {paths.output_dir / 'reports' / 'index.html'}"
     )

@@ -95,6 +95,13 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         help="make the previous warehouse version current again and re-publish its CSVs and summary; runs no stage",
     )
     parser.add_argument(
+        "--no-csv",
+        action="store_true",
+        help="do not rewrite the feature CSV (every invoice) in this run: the version is committed and published "
+        "as usual and the CSV stays as the last run that wrote it, named by csv_version in run_summary.json; a run "
+        "with no published CSV to keep writes one",
+    )
+    parser.add_argument(
         "--checks",
         metavar="FILE",
         help="the run's checks (YAML) instead of the package's default_checks.yml; an error-level check that fails "
@@ -112,6 +119,8 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--keep-versions must be 1 or more")
     if options.rollback and options.incremental:
         parser.error("--rollback runs no stage: it cannot be --incremental")
+    if options.rollback and options.no_csv:
+        parser.error("--rollback runs no stage: it re-publishes the kept CSV, --no-csv has nothing to leave out")
     if options.accept_failed_checks is not None and not options.accept_failed_checks.strip():
         parser.error("--accept-failed-checks needs a reason")
     try:

@@ -185,6 +185,28 @@ def link_published(source_dir: Path, output_dir: Path, names: list[str]) -> None
         os.replace(temporary, output_dir / name)
 
 
+def published_csv_version(output_dir: Path, csv_name: str) -> str | None:
+    """The version whose features the published CSV `csv_name` holds: its summary's csv_version (its own version
+    when the run wrote the CSV). None when no such CSV is published, or the published summary describes another."""
+    if not (output_dir / csv_name).is_file():
+        return None
+    try:
+        published = json.loads((output_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if Path(str(published.get("output", ""))).name != csv_name:
+        return None
+    version = published.get("csv_version") or published.get("version")
+    return str(version) if version else None
+
+
+def keep_published_csv(paths: RunPaths) -> None:
+    """A run that leaves the CSV out (--no-csv) keeps the published one as its version's: a hard link, no copy,
+    so publishing the version, re-publishing it and a rollback to it all leave the file as it is."""
+    paths.version_outputs.mkdir(parents=True, exist_ok=True)
+    link_published(paths.output_dir, paths.version_outputs, [paths.output.name])
+
+
 def published_version(output_dir: Path) -> str | None:
     """The version the published summary describes."""
     try:

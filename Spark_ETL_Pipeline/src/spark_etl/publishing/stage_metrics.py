@@ -48,7 +48,7 @@ class IntermediateMetrics(StageRecord):
 
 
 class MartsMetrics(StageRecord):
-    output_rows: int
+    output_rows: int | None  # the rows of the CSV written; None when the run leaves it out (--no-csv)
     feature_months: list[str] | None
     rejects_exported: int
     loaded_rows: int | None  # into the serving table; None without --load-jdbc-table
