@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from spark_etl.command import cli
@@ -70,6 +69,8 @@ def finish(process: subprocess.Popen[str], timeout: float = 900) -> subprocess.C
 
 def assert_notebooks_clean(output_dir: Path) -> None:
     """Each executed notebook is kept, is valid nbformat and holds no error output."""
+    import nbformat  # here, after spark_etl.command.cli (imported above) has kept its schemas' IRI parser out
+
     for name in NOTEBOOKS:
         notebook = nbformat.read(output_dir / "notebooks" / name, as_version=4)
         nbformat.validate(notebook)

@@ -12,10 +12,11 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from pyspark.sql import SparkSession
+if TYPE_CHECKING:  # the lock and the entry script's checks use this module before (or without) Spark
+    from pyspark.sql import SparkSession
 
 
 def is_plain_path(path: str) -> bool:
