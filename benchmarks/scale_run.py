@@ -168,8 +168,9 @@ def main() -> int:
         if runs[1].run.ok:
             identical = filecmp.cmp(full_csv, folder / "pipeline_output.csv", shallow=False)
             # the same day's work again, leaving the CSV out (--no-csv): what a day costs where nobody reads the file
-            no_csv = command(delta, folder, "no-csv", options.scale, options.driver_memory, "--incremental", "--no-csv")
-            runs.append(measured("incremental --no-csv", no_csv, folder, work))
+            name = "incremental-no-csv"  # the run's event log and logs are named after it
+            no_csv = command(delta, folder, name, options.scale, options.driver_memory, "--incremental", "--no-csv")
+            runs.append(measured(name, no_csv, folder, work))
             identical = identical and runs[2].run.ok and filecmp.cmp(full_csv, folder / "pipeline_output.csv", False)
     text = report(options.scale, extracts, day_split, runs, identical, options.driver_memory)
     options.out.write_text(text, encoding="utf-8")
