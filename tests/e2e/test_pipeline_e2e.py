@@ -214,6 +214,12 @@ def test_bad_options_exit_2_in_one_line() -> None:
     result = run_pipeline("--as-of", "yesterday")
     assert result.returncode == 2
     assert result.stderr == "error: --as-of: 'yesterday' is not a date in YYYY-MM-DD form (see --help)\n"
+    result = run_pipeline("--rollback", "--no-csv")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: --rollback runs no stage: it re-publishes the kept CSV, --no-csv has nothing to leave out"
+        " (see --help)\n"
+    )
 
 
 def test_every_option_the_readme_documents_exists_in_help() -> None:
