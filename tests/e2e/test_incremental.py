@@ -220,6 +220,8 @@ def test_a_run_with_no_csv_publishes_its_version_and_leaves_the_csv_as_the_last_
     assert (csv.read_bytes(), csv.stat().st_ino) == (written, inode)
     assert os.stat(output / "versions" / str(day["version"]) / CSV).st_ino == inode
     assert run_rejects(output) == rejects  # the rest of the run is published
+    index = (output / "reports" / "index.html").read_text(encoding="utf-8")
+    assert f"<b>not rewritten</b> (--no-csv): it holds version <code>{first['version']}</code>" in index
 
     header_only = write_tables(tmp_path / "header_only", {table: [] for table in TABLES})
     pipeline(stage_kernel, header_only, output, warehouse, "--incremental")

@@ -65,8 +65,10 @@ def run_summary(
     seconds: float,
     jit: str = "tiered",
     kept_csv_version: str | None = None,
+    warehouse: str | None = None,
 ) -> dict[str, Any]:
-    """`kept_csv_version`: the version whose CSV a --no-csv run kept (None: the run wrote its own)."""
+    """`kept_csv_version`: the version whose CSV a --no-csv run kept (None: the run wrote its own); `warehouse`:
+    the run's, qualified (a later --no-csv run keeps the CSV only if it is its warehouse's)."""
     staging, intermediate, marts, monitoring = stage_metrics.of_stages([run.metrics for run in runs])
     outcomes = monitoring["checks"]
     features_written = next(m["rows"] for m in marts["models"] if m["model"] == "fct_invoice_features")
@@ -93,6 +95,7 @@ def run_summary(
         "is_as_of_after_data": intermediate["is_as_of_after_data"],
         **jdbc_options.summary(options, marts),
         "output": options.output,
+        "warehouse": warehouse,
         # the rows of the version's feature table: the CSV's when the run wrote it
         "output_rows": monitoring["output_rows"] if marts["output_rows"] is None else marts["output_rows"],
         "csv_version": kept_csv_version or marts["version"],  # the version the feature CSV holds (--no-csv)
@@ -257,7 +260,9 @@ def run(
     run_files.remove(run_files.dead_runs(paths))  # in the warehouse, a dead run's version goes at the next commit
     repair_published(paths, console, warehouse)
     # --no-csv: the published CSV stays, and is this version's too; a run with none to keep writes one
-    kept_csv = run_files.published_csv_version(paths.output_dir, paths.output.name) if options.no_csv else None
+    kept_csv = None
+    if options.no_csv:
+        kept_csv = run_files.published_csv_version(paths.output_dir, paths.output.name, paths.warehouse)
     jit = driver_jit(options, warehouse) if kernel is None else kernel.jit
     run_files.start(paths)
 
@@ -280,7 +285,9 @@ def run(
                             options, paths, renderer, console, termination, kernel, environment, kept_csv is None
                         )
                         monitoring = dict(runs[-1].metrics)
-                        summary = run_summary(options, runs, time.perf_counter() - started, jit, kept_csv)
+                        summary = run_summary(
+                            options, runs, time.perf_counter() - started, jit, kept_csv, paths.warehouse
+                        )
                         stop_on_failed_checks(options, summary)
                         renderer.finish(paths.executed_notebooks, summary)
                     except BaseException as error:

@@ -60,6 +60,11 @@ def index_page(summary: dict[str, Any], report_names: list[str]) -> str:
             f"<b>{summary.get('invoices_recomputed', '-')}</b> · accounts recomputed "
             f"<b>{summary.get('accounts_recomputed', '-')}</b></p>"
         )
+    if summary.get("csv_version") not in (None, summary.get("version")):  # a --no-csv run kept an earlier CSV
+        parts.append(
+            f"<p>the feature CSV was <b>not rewritten</b> (--no-csv): it holds version "
+            f"<code>{html.escape(str(summary['csv_version']))}</code></p>"
+        )
     source = summary.get("source") or {}
     if source.get("kind") == "jdbc":
         parts.append(

@@ -185,24 +185,27 @@ def link_published(source_dir: Path, output_dir: Path, names: list[str]) -> None
         os.replace(temporary, output_dir / name)
 
 
-def published_csv_version(output_dir: Path, csv_name: str) -> str | None:
-    """The version whose features the published CSV `csv_name` holds: its summary's csv_version (its own version
-    when the run wrote the CSV). None when no such CSV is published, or the published summary describes another."""
-    if not (output_dir / csv_name).is_file():
-        return None
+def published_csv_version(output_dir: Path, csv_name: str, warehouse: str) -> str | None:
+    """The version whose features the published CSV `csv_name` holds, when it can be trusted: the published
+    summary describes that CSV and `warehouse`, and the CSV is the very file kept with the summary's version (a
+    run killed between publishing its CSV and its summary leaves them apart). None otherwise: a --no-csv run
+    then writes the CSV."""
     try:
         published = json.loads((output_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        version = str(published["version"])
+        if Path(str(published.get("output", ""))).name != csv_name or published.get("warehouse") != warehouse:
+            return None
+        if not os.path.samefile(output_dir / csv_name, output_dir / OUTPUT_VERSIONS / version / csv_name):
+            return None
+    except (OSError, ValueError, KeyError):
         return None
-    if Path(str(published.get("output", ""))).name != csv_name:
-        return None
-    version = published.get("csv_version") or published.get("version")
-    return str(version) if version else None
+    return str(published.get("csv_version") or version)
 
 
 def keep_published_csv(paths: RunPaths) -> None:
-    """A run that leaves the CSV out (--no-csv) keeps the published one as its version's: a hard link, no copy,
-    so publishing the version, re-publishing it and a rollback to it all leave the file as it is."""
+    """A run that leaves the CSV out (--no-csv) keeps the published one as its version's: a hard link where the
+    file system has them (`link_published`), so publishing the version, re-publishing it and a rollback to it all
+    leave the file as it is."""
     paths.version_outputs.mkdir(parents=True, exist_ok=True)
     link_published(paths.output_dir, paths.version_outputs, [paths.output.name])
 
