@@ -1,11 +1,11 @@
-"""Loading the features into a PostgreSQL serving table in two steps, so the table always holds the version the
-run's summary names (the CSV too, unless --no-csv kept an earlier one). The marts stage has Spark append the
-version's features into a staging table named for the version (`stage_features`); once the warehouse has
-committed the version, the entry script swaps them in (`publish_current`): one transaction on the driver replaces
-the serving table's rows and marks the table with the version (its comment). Readers see the old rows until that commit and the new ones after (MVCC), never an empty,
-partial or missing table. A run that died between its commit and its swap, or a --rollback, leaves the table a
-version off the warehouse's; the next run that loads the table swaps the current version in first, rebuilding its
-staged rows from the warehouse when they are gone."""
+"""Loading the features into a PostgreSQL serving table in two steps, so the table always holds the version the run's
+summary names (the CSV too, unless --no-csv kept an earlier one). The marts stage has Spark append the version's
+features into a staging table named for the version (`stage_features`); once the warehouse has committed the
+version, the entry script swaps them in (`publish_current`): one transaction on the driver replaces the serving
+table's rows and marks the table with the version (its comment). Readers see the old rows until that commit and the
+new ones after (MVCC), never an empty, partial or missing table. A run that died between its commit and its swap, or
+a --rollback, leaves the table a version off the warehouse's; the next run that loads the table swaps the current
+version in first, rebuilding its staged rows from the warehouse when they are gone."""
 
 from __future__ import annotations
 
