@@ -36,6 +36,9 @@ def test_the_csv_kept_with_the_published_version_is_kept_under_the_version_it_ho
 
 def test_nothing_is_kept_without_a_published_run_or_for_another_file_or_warehouse(tmp_path: Path) -> None:
     assert run_files.published_csv_version(tmp_path, CSV, WAREHOUSE) is None  # a first run
+    (tmp_path / run_files.SUMMARY_NAME).write_text("[]", encoding="utf-8")  # not a summary
+    assert run_files.published_csv_version(tmp_path, CSV, WAREHOUSE) is None
+    (tmp_path / run_files.SUMMARY_NAME).unlink()
     published(tmp_path, "v1")
     assert run_files.published_csv_version(tmp_path, "features.csv", WAREHOUSE) is None
     assert run_files.published_csv_version(tmp_path, CSV, "/srv/etl/other_warehouse") is None

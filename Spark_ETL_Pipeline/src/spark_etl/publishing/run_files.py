@@ -197,7 +197,7 @@ def published_csv_version(output_dir: Path, csv_name: str, warehouse: str) -> st
             return None
         if not os.path.samefile(output_dir / csv_name, output_dir / OUTPUT_VERSIONS / version / csv_name):
             return None
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # missing, unreadable or not a summary
         return None
     return str(published.get("csv_version") or version)
 
