@@ -190,14 +190,16 @@ def published_csv_version(output_dir: Path, csv_name: str, warehouse: str) -> st
     summary describes that CSV and `warehouse`, and the CSV is the very file kept with the summary's version (a
     run killed between publishing its CSV and its summary leaves them apart). None otherwise: a --no-csv run
     then writes the CSV."""
+    published = published_summary(output_dir)
+    if published is None or "version" not in published:
+        return None
+    version = str(published["version"])
+    if Path(str(published.get("output", ""))).name != csv_name or published.get("warehouse") != warehouse:
+        return None
     try:
-        published = json.loads((output_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
-        version = str(published["version"])
-        if Path(str(published.get("output", ""))).name != csv_name or published.get("warehouse") != warehouse:
-            return None
         if not os.path.samefile(output_dir / csv_name, output_dir / OUTPUT_VERSIONS / version / csv_name):
             return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # missing, unreadable or not a summary
+    except OSError:  # either file missing
         return None
     return str(published.get("csv_version") or version)
 
@@ -210,12 +212,19 @@ def keep_published_csv(paths: RunPaths) -> None:
     link_published(paths.output_dir, paths.version_outputs, [paths.output.name])
 
 
-def published_version(output_dir: Path) -> str | None:
-    """The version the published summary describes."""
+def published_summary(output_dir: Path) -> dict[str, Any] | None:
+    """The published run_summary.json; None when there is none, or it is not a JSON object."""
     try:
-        return str(json.loads((output_dir / SUMMARY_NAME).read_text(encoding="utf-8")).get("version"))
+        loaded = json.loads((output_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def published_version(output_dir: Path) -> str | None:
+    """The version the published summary describes."""
+    published = published_summary(output_dir)
+    return None if published is None else str(published.get("version"))
 
 
 def republish(output_dir: Path, version: str, data_names: list[str]) -> bool:
