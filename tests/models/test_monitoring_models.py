@@ -1,5 +1,5 @@
 """The monitoring's SQL on inline feature rows: the per-month metrics (a null, a negative value, the bin
-boundaries) and the rows a run added or changed."""
+boundaries), the rows a run added or changed and the payments it cleared."""
 
 from __future__ import annotations
 
@@ -16,11 +16,16 @@ FEATURE_DDL = registry.schema_ddl(registry.model("fct_invoice_features"))
 
 
 def feature_row(
-    inv_id: int, inv_total: str | None, month: str = "2021-01", is_late: int | None = 0, acct_age: int | None = 10
+    inv_id: int,
+    inv_total: str | None,
+    month: str = "2021-01",
+    is_late: int | None = 0,
+    acct_age: int | None = 10,
+    payment_date: date | None = None,
 ) -> tuple[object, ...]:
     day = date.fromisoformat(f"{month}-15")
     total = None if inv_total is None else Decimal(inv_total)
-    return (inv_id, 1, total, 3, acct_age, 0, 1, is_late, day, None, month)
+    return (inv_id, 1, total, 3, acct_age, 0, 1, is_late, day, payment_date, month)
 
 
 def test_the_month_metrics_count_sum_and_bin_each_feature(spark: SparkSession) -> None:
@@ -69,3 +74,28 @@ def test_the_rows_a_run_changed_are_those_not_stored_as_they_are_now(spark: Spar
     changed_df = session.sql(models.query_text("changed_feature_rows"))
     assert collect_sorted(changed_df, ["inv_id", "is_late"]) == [(2, 1), (4, 0)]
     assert changed_df.columns == [name for name, _ in registry.doc_columns(registry.model("fct_invoice_features"))]
+
+
+def test_a_cleared_payment_is_a_paid_invoice_the_run_holds_unpaid(spark: SparkSession) -> None:
+    session = spark.newSession()
+    paid, late = date(2021, 1, 20), date(2021, 3, 1)
+    stored = [
+        feature_row(1, "5.00", is_late=1, payment_date=late),  # paid late: cleared below, still late
+        feature_row(2, "6.00", payment_date=paid),  # paid on time: cleared below, now late
+        feature_row(3, "7.00", payment_date=paid),  # paid: paid again on another day
+        feature_row(4, "8.00", is_late=1),  # unpaid: still unpaid
+        feature_row(5, "9.00", payment_date=paid),  # paid: gone from the run (deleted upstream)
+        feature_row(6, "1.00"),  # unpaid: paid now
+    ]
+    now = [
+        feature_row(1, "5.00", is_late=1),
+        feature_row(2, "6.00", is_late=1),
+        feature_row(3, "7.00", payment_date=late, is_late=1),
+        feature_row(4, "8.00", is_late=1),
+        feature_row(6, "1.00", payment_date=paid),
+        feature_row(7, "2.00"),  # new and unpaid
+    ]
+    session.createDataFrame(stored, FEATURE_DDL).createOrReplaceTempView("stored_fct_invoice_features")
+    session.createDataFrame(now, FEATURE_DDL).createOrReplaceTempView("fct_invoice_features")
+    cleared_df = session.sql(models.query_text("cleared_payments"))
+    assert collect_sorted(cleared_df, ["inv_id", "base_payment_date"]) == [(1, late), (2, paid)]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from spark_etl import failures
-from spark_etl.monitoring import checks, drift, feature_metrics, history
-from spark_etl.monitoring.checks import Baseline, Observation
+from spark_etl.monitoring import checks, drift, feature_metrics, history, observe
+from spark_etl.monitoring.checks import Baseline, ClearedPayments, Observation
 from spark_etl.monitoring.feature_metrics import FeatureMetrics
 from spark_etl.storage import filesystem
 from spark_etl.storage.versions import VersionError
@@ -130,6 +130,7 @@ def observation(
     output_rows: int = 1000,
     tables: dict[str, dict[str, int]] | None = None,
     values: Mapping[str, Sequence[float | None]] | None = None,
+    cleared_payments: int = 0,
 ) -> Observation:
     counts = {"read": 100, "kept": 100, "collapsed": 0, "rejected": 0}
     tables = tables or {table: dict(counts) for table in ("accounts", "skus", "invoices", "invoice_line_items")}
@@ -139,7 +140,9 @@ def observation(
         for feature in feature_metrics.FEATURES
     }
     metrics["is_late"] = metrics_of("is_late", values.get("is_late", [float(i % 5 == 0) for i in range(200)]))
-    return Observation(mode, tables, output_rows, metrics, metrics)
+    examples = list(range(101, 101 + min(cleared_payments, observe.CLEARED_EXAMPLES)))
+    cleared = None if mode == "full" else ClearedPayments(cleared_payments, examples)
+    return Observation(mode, tables, output_rows, metrics, metrics, cleared)
 
 
 def outcome_of(name: str, run: Observation, baseline: Baseline) -> checks.Outcome:
@@ -218,6 +221,31 @@ def test_prices_times_100_and_cleared_payments_warn_on_the_days_rows() -> None:
     assert outcome_of("late_rate", unpaid, window).is_warning
 
 
+def test_paid_invoices_turned_unpaid_warn_whatever_the_features_do() -> None:
+    # the payments cleared on invoices paid late: every feature as on a normal day, the late rate too
+    window = baseline_of(*[observation() for _ in range(3)])
+    cleared = outcome_of("payments_not_cleared", observation(cleared_payments=7), window)
+    assert cleared.is_warning
+    assert (
+        cleared.message
+        == "7 paid invoices have no payment date now (at most 0 allowed): inv_id 101, 102, 103, 104, 105, ..."
+    )
+    assert cleared.numbers == {"cleared_payments": 7, "max_invoices": 0, "example_inv_ids": [101, 102, 103, 104, 105]}
+    assert [
+        o.name
+        for o in checks.evaluate(checks.load(None), observation(cleared_payments=7), window)
+        if o.status != "passed"
+    ] == [
+        "no_empty_source_table",
+        "payments_not_cleared",
+    ]
+    one = outcome_of("payments_not_cleared", observation(cleared_payments=1), window)
+    assert one.is_warning and one.message.endswith("inv_id 101")
+    assert outcome_of("payments_not_cleared", observation(), window).status == "passed"
+    # a full run is compared with no version, whatever the baseline
+    assert outcome_of("payments_not_cleared", observation("full"), window).status == "skipped"
+
+
 def test_drift_is_skipped_without_a_baseline_or_with_too_few_rows() -> None:
     assert outcome_of("feature_drift_against_window", observation(), baseline_of()).status == "skipped"
     tiny = observation(values={feature: [1.0] * 5 for feature in feature_metrics.FEATURES})
@@ -277,7 +305,7 @@ def test_errors_stop_with_status_4_naming_each_failing_check() -> None:
 
 
 def record(run_id: str, status: str = "succeeded", mode: str = "incremental", rows: int = 1000) -> dict[str, object]:
-    run = observation(mode, rows)
+    run = observation(mode, rows, cleared_payments=2)
     monitoring = {
         "mode": mode,
         "tables": run.tables,
@@ -286,6 +314,7 @@ def record(run_id: str, status: str = "succeeded", mode: str = "incremental", ro
             "table": feature_metrics.as_json(run.table_metrics),
             "run_rows": feature_metrics.as_json(run.run_rows_metrics),
         },
+        "cleared_payments": None if run.cleared_payments is None else run.cleared_payments.as_json(),
         "checks": [],
         "checks_file": "default",
         "window_runs": 7,
@@ -305,6 +334,9 @@ def test_the_baseline_skips_failed_and_superseded_runs_and_keeps_the_runs_own_mo
     assert baseline.previous is not None and baseline.previous.output_rows == 960
     assert [run.output_rows for run in baseline.window] == [960, 950]
     assert runs.baseline("full", window_runs=7).window[0].output_rows == 900
+    # the payments a run cleared survive its record; a full run has none to count
+    assert baseline.previous.cleared_payments == ClearedPayments(2, [101, 102])
+    assert runs.baseline("full", window_runs=7).window[0].cleared_payments is None
     assert runs.read("20260105T000000Z_e")["superseded_by"] == "rollback"  # type: ignore[index]
 
 

@@ -43,6 +43,7 @@ KINDS: dict[str, dict[str, type]] = {
     "psi": {"population": str, "against": str, "features": list, "bins": int, "floor": float, "probability": float},
     "null_rate": {"population": str, "against": str, "features": list, "floor": float, "standard_errors": float},
     "late_rate": {"population": str, "against": str, "floor": float, "standard_errors": float},
+    "cleared_payments": {"max_invoices": int},
 }
 POPULATIONS = ("run_rows", "table")  # the rows the run added or changed; the whole feature table
 BASELINES = ("previous_run", "window")
@@ -65,6 +66,17 @@ class ChecksConfig:
     source: str
 
 
+@dataclass(frozen=True)
+class ClearedPayments:
+    """The invoices a run holds unpaid that the version it builds on holds paid (cleared_payments.sql)."""
+
+    invoices: int
+    example_inv_ids: list[int]  # the lowest few, for a reviewer to look up
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class Observation:
     """What the checks judge of one run, and what its history record keeps of it."""
@@ -74,6 +86,7 @@ class Observation:
     output_rows: int
     table_metrics: dict[str, FeatureMetrics]
     run_rows_metrics: dict[str, FeatureMetrics]
+    cleared_payments: ClearedPayments | None = None  # None: a full run, compared with no version
 
     def population(self, name: str) -> dict[str, FeatureMetrics]:
         return self.run_rows_metrics if name == "run_rows" else self.table_metrics
@@ -223,6 +236,8 @@ def _evaluate(check: Check, run: Observation, baseline: Baseline) -> Outcome:
         return _reject_rate(check, run, baseline)
     if check.kind == "delta_volume":
         return _delta_volume(check, run, baseline)
+    if check.kind == "cleared_payments":
+        return _cleared_payments(check, run)
     return _drift(check, run, baseline)
 
 
@@ -280,6 +295,25 @@ def _delta_volume(check: Check, run: Observation, baseline: Baseline) -> Outcome
         )
         return _failed(check, text, numbers)
     return _passed(check, f"the delta holds {now:,} invoices (window median {median:g})", numbers)
+
+
+def _cleared_payments(check: Check, run: Observation) -> Outcome:
+    """Paid invoices turned unpaid. Judged on a count, not a rate: a payment does not un-happen, so on a normal
+    day there are none whatever the day's size, and one cleared on an invoice paid late moves no feature."""
+    cleared = run.cleared_payments
+    if cleared is None:
+        return _skipped(check, "a full run is compared with no earlier version")
+    limit = check.settings["max_invoices"]
+    numbers = {"cleared_payments": cleared.invoices, "max_invoices": limit, "example_inv_ids": cleared.example_inv_ids}
+    if cleared.invoices > limit:
+        examples = ", ".join(str(inv_id) for inv_id in cleared.example_inv_ids)
+        more = ", ..." if cleared.invoices > len(cleared.example_inv_ids) else ""
+        text = (
+            f"{cleared.invoices:,} paid invoices have no payment date now (at most {limit:,} allowed): "
+            f"inv_id {examples}{more}"
+        )
+        return _failed(check, text, numbers)
+    return _passed(check, f"{cleared.invoices:,} paid invoices lost their payment date (at most {limit:,})", numbers)
 
 
 def _drift(check: Check, run: Observation, baseline: Baseline) -> Outcome:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spark_etl.monitoring import feature_metrics
-from spark_etl.monitoring.checks import Baseline, Observation, Outcome
+from spark_etl.monitoring.checks import Baseline, ClearedPayments, Observation, Outcome
 from spark_etl.storage import filesystem
 from spark_etl.storage.versions import VersionError
 from spark_etl.storage.warehouse import Warehouse
@@ -136,6 +136,7 @@ def observation_of(record: dict[str, Any]) -> Observation:
         output_rows=int(record["output_rows"]),
         table_metrics=feature_metrics.from_json(metrics["table"]),
         run_rows_metrics=feature_metrics.from_json(metrics["run_rows"]),
+        cleared_payments=None if not record.get("cleared_payments") else ClearedPayments(**record["cleared_payments"]),
     )
 
 
@@ -168,6 +169,7 @@ def run_record(
             tables=monitoring["tables"],
             output_rows=monitoring["output_rows"],
             metrics=monitoring["metrics"],
+            cleared_payments=monitoring.get("cleared_payments"),
             checks=monitoring["checks"],
             checks_file=monitoring["checks_file"],
             window_runs=monitoring.get("window_runs"),

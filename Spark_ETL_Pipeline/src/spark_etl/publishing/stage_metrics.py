@@ -62,6 +62,7 @@ class MonitoringMetrics(StageRecord):
     tables: dict[str, dict[str, int]]  # as staging's: what the checks judged
     output_rows: int
     metrics: dict[str, dict[str, Any]]  # "table" and "run_rows": per feature (feature_metrics.FeatureMetrics.as_json)
+    cleared_payments: dict[str, Any] | None  # checks.ClearedPayments.as_json; None in a full run
     checks: list[dict[str, Any]]  # per check: name, level, status, message, numbers (checks.Outcome)
     checks_file: str
     keep_runs: int  # history records kept (the checks file's history.keep_runs)
