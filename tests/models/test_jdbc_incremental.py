@@ -20,6 +20,7 @@ from support.spark_views import (
     begin_version,
     collect_sorted,
     commit_version,
+    inline_rows,
     raw_columns,
     register_stored,
     register_strings,
@@ -172,7 +173,7 @@ def test_a_version_commits_its_source_state_and_one_made_from_csv_extracts_has_n
 
 def withdraw(session: SparkSession, table_name: str, keys: list[Any]) -> None:
     ddl = registry.WITHDRAWN_VIEWS[f"withdrawn_{table_name}"]
-    session.createDataFrame([(key,) for key in keys], ddl).createOrReplaceTempView(f"withdrawn_{table_name}")
+    inline_rows(session, [(key,) for key in keys], ddl).createOrReplaceTempView(f"withdrawn_{table_name}")
 
 
 def test_withdrawn_keys_drop_their_stored_rows_even_when_the_delta_row_is_rejected(spark: SparkSession) -> None:

@@ -231,7 +231,7 @@ def schemas(spark: SparkSession) -> dict[str, list[tuple[str, str]]]:
     models.register_parameters(session, None)
     found = {}
     for model in registry.MODELS:
-        model_df = run_view(session, model.layer, model.name)
+        model_df = run_view(session, model.layer, model.name, is_computed=False)
         found[model.name] = [(field.name, field.dataType.simpleString()) for field in model_df.schema.fields]
     return found
 

@@ -20,16 +20,24 @@ def raw_columns(table_name: str) -> tuple[str, ...]:
     return (*extract.columns, CORRUPT_RECORD_COLUMN)
 
 
+def inline_rows(spark: SparkSession, rows: Sequence[Sequence[Any]], schema: str) -> DataFrame:
+    """A test's rows as a DataFrame held in the JVM: read from Python once, here, and not again by each job of
+    each query over them (a DataFrame made from Python rows is re-read through Python workers every time)."""
+    return spark.createDataFrame([tuple(row) for row in rows], schema).localCheckpoint()
+
+
 def register_strings(spark: SparkSession, view: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Register inline rows as an all-string view, the shape extract.read_extract gives the staging models."""
     schema = ", ".join(f"{name} string" for name in columns)
-    spark.createDataFrame([tuple(row) for row in rows], schema).createOrReplaceTempView(view)
+    inline_rows(spark, rows, schema).createOrReplaceTempView(view)
 
 
-def run_view(spark: SparkSession, layer: str, model_name: str) -> DataFrame:
-    """Run one model's SQL and register it under its name, as a stage does; a model that merges into its
-    previous version (stored_<model>) gets an empty one, and no key withdrawn by the source (withdrawn_<table>),
-    as in a full run, unless the test registered them."""
+def run_view(spark: SparkSession, layer: str, model_name: str, is_computed: bool = True) -> DataFrame:
+    """Run one model's SQL and register its rows under its name, as a stage stores a model and registers the
+    stored copy: computed once (a local checkpoint), so a later query plans over those rows, not over the SQL of
+    every model below it again (`is_computed` false: the view alone, for its schema, with no job). A model that
+    merges into its previous version (stored_<model>) gets an empty one, and no key withdrawn by the source
+    (withdrawn_<table>), as in a full run, unless the test registered them."""
     declared = registry.model(model_name)
     for name in declared.inputs:
         if name.startswith(registry.STORED_PREFIX) and not spark.catalog.tableExists(name):
@@ -37,6 +45,8 @@ def run_view(spark: SparkSession, layer: str, model_name: str) -> DataFrame:
         if name in registry.WITHDRAWN_VIEWS and not spark.catalog.tableExists(name):
             load.empty_frame(spark, registry.WITHDRAWN_VIEWS[name]).createOrReplaceTempView(name)
     model_df = spark.sql(models.sql_text(layer, model_name))
+    if is_computed:
+        model_df = model_df.localCheckpoint()
     model_df.createOrReplaceTempView(model_name)
     return model_df
 
@@ -60,7 +70,7 @@ def register_stored(
     """The previous version of a model (`stored_<model>`), as a stage reads it: with the model's documented schema,
     or `ddl` where a test gives only some of its columns."""
     schema = ddl or registry.schema_ddl(registry.model(model_name))
-    spark.createDataFrame(list(rows), schema).createOrReplaceTempView(f"{registry.STORED_PREFIX}{model_name}")
+    inline_rows(spark, rows, schema).createOrReplaceTempView(f"{registry.STORED_PREFIX}{model_name}")
 
 
 def begin_version(spark: SparkSession, warehouse: str, version: str, incremental: bool) -> versions.RunVersion:
