@@ -12,6 +12,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from spark_etl.modelling import registry
+from support.spark_views import inline_rows
 
 CHANGED_INVOICES_DDL = (
     "invoice_id bigint, old_account_id bigint, old_issue_date date, new_account_id bigint, new_issue_date date"
@@ -49,7 +50,7 @@ STORED: list[DailyRow] = [
 
 def register_model_rows(spark: SparkSession, view: str, model_name: str, rows: Sequence[tuple[object, ...]]) -> None:
     """Rows of a model, with its documented schema, registered under `view`."""
-    spark.createDataFrame(rows, registry.schema_ddl(registry.model(model_name))).createOrReplaceTempView(view)
+    inline_rows(spark, rows, registry.schema_ddl(registry.model(model_name))).createOrReplaceTempView(view)
 
 
 def with_months(invoice_rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -59,4 +60,4 @@ def with_months(invoice_rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]
 
 def register_changed_invoices(spark: SparkSession, rows: Sequence[Change]) -> None:
     """The changed_invoices view staging keeps (increments.INVOICE_CHANGES), from inline rows."""
-    spark.createDataFrame(list(rows), CHANGED_INVOICES_DDL).createOrReplaceTempView("changed_invoices")
+    inline_rows(spark, rows, CHANGED_INVOICES_DDL).createOrReplaceTempView("changed_invoices")
